@@ -1,0 +1,1 @@
+# Predictor and CLI tests (learner/, cli/).
