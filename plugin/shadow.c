@@ -1,0 +1,460 @@
+/* nbdkit-shadow-filter: the nbdkit callbacks.
+ *
+ * Parameters, start-up (files checked before the fork, the source reached
+ * after it), the metadata every client sees, and the data path: reads
+ * come from the shadow once their blocks are there, everything the guest
+ * writes lands in the shadow.  Clients get no upstream connection of their
+ * own; see upstream.c for why.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include <nbdkit-filter.h>
+
+#include "shadow.h"
+
+/* Parameters from DESIGN.md that later parts of nbdshadow implement:
+ * refused with a clear message rather than silently ignored.
+ */
+static const char *not_yet[] = {
+  "shadow-model", "shadow-redis", "shadow-id", "shadow-inflight",
+  "shadow-bandwidth", "shadow-timeout", "shadow-record", NULL
+};
+
+static void
+shadow_unload (void)
+{
+  free (shadow.shadow_file);
+  free (shadow.state_file);
+  free (shadow.stats_file);
+}
+
+static int
+set_path (char **field, const char *key, const char *value)
+{
+  free (*field);
+  *field = nbdkit_absolute_path (value);
+  if (*field == NULL)
+    return -1;
+  if ((*field)[0] == '\0') {
+    nbdkit_error ("%s: an empty file name", key);
+    return -1;
+  }
+  return 0;
+}
+
+static int
+parse_block_size (const char *value)
+{
+  int64_t n = nbdkit_parse_size (value);
+  if (n == -1)
+    return -1;                  /* nbdkit_parse_size printed why */
+  if (n < SHADOW_MIN_BLOCK_SIZE || n > SHADOW_MAX_BLOCK_SIZE || (n & (n - 1))) {
+    nbdkit_error ("shadow-block-size: %s is not a power of two from 4K to 4M",
+                  value);
+    return -1;
+  }
+  shadow.block_size = n;
+  shadow.block_shift = __builtin_ctzll (n);
+  return 0;
+}
+
+/* All fetches go through one background context of the nbd plugin.
+ * Opened in its default (per-connection) mode from outside any client
+ * connection, the plugin logs a spurious "no connection in this thread"
+ * error; in shared mode it connects once, which is also exactly what a
+ * single background context needs.  So ask for shared mode as soon as
+ * the source's address is given (a later shared= of the user wins).
+ */
+static int
+pass_to_plugin (nbdkit_next_config *next, nbdkit_backend *nxdata,
+                const char *key, const char *value)
+{
+  static const char *address_keys[] = {
+    "uri", "socket", "hostname", "vsock", "command", "socket-fd", NULL
+  };
+  static bool shared_set;
+
+  for (const char **k = address_keys; *k && !shared_set; k++)
+    if (strcmp (key, *k) == 0) {
+      shared_set = true;
+      if (next (nxdata, "shared", "true") == -1)
+        return -1;
+    }
+  return next (nxdata, key, value);
+}
+
+static int
+shadow_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
+               const char *key, const char *value)
+{
+  if (strncmp (key, "shadow-", 7) != 0)
+    return pass_to_plugin (next, nxdata, key, value);
+
+  if (strcmp (key, "shadow-file") == 0)
+    return set_path (&shadow.shadow_file, key, value);
+  if (strcmp (key, "shadow-state") == 0)
+    return set_path (&shadow.state_file, key, value);
+  if (strcmp (key, "shadow-stats") == 0)
+    return set_path (&shadow.stats_file, key, value);
+  if (strcmp (key, "shadow-block-size") == 0)
+    return parse_block_size (value);
+  if (strcmp (key, "shadow-policy") == 0) {
+    if (strcmp (value, "none") != 0) {
+      nbdkit_error ("shadow-policy: %s is not available in this build "
+                    "(known: none)", value);
+      return -1;
+    }
+    shadow.policy = "none";
+    return 0;
+  }
+  for (const char **k = not_yet; *k; k++)
+    if (strcmp (key, *k) == 0) {
+      nbdkit_error ("%s: not implemented yet in this version of the filter", key);
+      return -1;
+    }
+  nbdkit_error ("unknown parameter %s (see nbdkit-shadow-filter(1))", key);
+  return -1;
+}
+
+static int
+shadow_config_complete (nbdkit_next_config_complete *next,
+                        nbdkit_backend *nxdata)
+{
+  if (shadow.shadow_file == NULL) {
+    nbdkit_error ("shadow-file is required");
+    return -1;
+  }
+  if (shadow.state_file == NULL &&
+      asprintf (&shadow.state_file, "%s.state", shadow.shadow_file) == -1) {
+    nbdkit_error ("asprintf: %m");
+    return -1;
+  }
+  if (strcmp (shadow.shadow_file, shadow.state_file) == 0) {
+    nbdkit_error ("shadow-state must not be the shadow-file itself");
+    return -1;
+  }
+  if (shadow.block_size == 0) {
+    shadow.block_size = SHADOW_DEFAULT_BLOCK_SIZE;
+    shadow.block_shift = __builtin_ctz (SHADOW_DEFAULT_BLOCK_SIZE);
+  }
+  if (shadow.policy == NULL)
+    shadow.policy = "none";
+  return next (nxdata);
+}
+
+#define shadow_config_help \
+  "shadow-file=<FILE>      (required) The local shadow of the disk.\n" \
+  "shadow-state=<FILE>     Which blocks are local (default FILE.state).\n" \
+  "shadow-block-size=<N>   Block size, power of two 4K..4M (default 64K).\n" \
+  "shadow-stats=<FILE>     Rewrite FILE with JSON statistics every second.\n" \
+  "shadow-policy=none      Background copy order (only demand fetch yet)."
+
+/* Files are checked before the fork so that bad ones stop nbdkit with a
+ * clear error before it daemonizes.
+ */
+static int
+shadow_get_ready (int thread_model)
+{
+  shadow.shadow_fd = shadow.state_fd = -1;
+  if (store_open () == -1 || statefile_open () == -1)
+    return -1;
+  return 0;
+}
+
+/* The source's first block, hashed: identifies the disk a state file
+ * belongs to.
+ */
+static int
+source_fingerprint (uint64_t disk_size, unsigned char out[32])
+{
+  uint32_t len = disk_size < shadow.block_size ? disk_size : shadow.block_size;
+  char *buf = malloc (len ? len : 1);
+  int err, r = -1;
+
+  if (buf && upstream_pread (buf, len, 0, &err) == 0) {
+    EVP_Digest (buf, len, out, NULL, EVP_sha256 (), NULL);
+    r = 0;
+  }
+  else
+    nbdkit_error ("shadow: cannot read the source's first block");
+  free (buf);
+  return r;
+}
+
+static int
+shadow_after_fork (nbdkit_backend *backend)
+{
+  unsigned char fingerprint[32];
+  uint64_t size;
+
+  if (!shadow.state_fresh) {
+    if (statefile_load () == -1)
+      return -1;
+    /* A complete shadow needs no source at all. */
+    if (!shadow.complete &&
+        (upstream_open (backend, &size) == -1 ||
+         source_fingerprint (size, fingerprint) == -1 ||
+         statefile_check_source (size, fingerprint) == -1))
+      return -1;
+  }
+  else if (upstream_open (backend, &size) == -1 ||
+           source_fingerprint (size, fingerprint) == -1 ||
+           statefile_create (size, fingerprint) == -1)
+    return -1;
+  return stats_start ();
+}
+
+static void
+shadow_cleanup (nbdkit_backend *backend)
+{
+  int err;
+
+  stats_stop ();
+  if (shadow.present)
+    statefile_checkpoint (&err);
+  stats_write_file ();
+  upstream_close ();
+  statefile_close ();
+  if (shadow.shadow_fd >= 0)
+    close (shadow.shadow_fd);
+  blockmap_free ();
+}
+
+struct handle {
+  bool readonly;
+};
+
+/* No next(): a client never needs a connection to the source. */
+static void *
+shadow_open (nbdkit_next_open *next, nbdkit_context *context,
+             int readonly, const char *exportname, int is_tls)
+{
+  struct handle *h = malloc (sizeof *h);
+  if (h == NULL) {
+    nbdkit_error ("malloc: %m");
+    return NULL;
+  }
+  h->readonly = readonly;
+  return h;
+}
+
+static void
+shadow_close (void *handle)
+{
+  free (handle);
+}
+
+static int64_t
+shadow_get_size (nbdkit_next *next, void *handle)
+{
+  return shadow.disk_size;
+}
+
+static const char *
+shadow_export_description (nbdkit_next *next, void *handle)
+{
+  return NULL;
+}
+
+static int
+shadow_block_size (nbdkit_next *next, void *handle,
+                   uint32_t *minimum, uint32_t *preferred, uint32_t *maximum)
+{
+  *minimum = 1;
+  *preferred = shadow.block_size;
+  *maximum = 0xffffffff;
+  return 0;
+}
+
+static int
+shadow_can_write (nbdkit_next *next, void *handle)
+{
+  return !((struct handle *) handle)->readonly;
+}
+
+static int shadow_yes (nbdkit_next *next, void *handle) { return 1; }
+static int shadow_no (nbdkit_next *next, void *handle) { return 0; }
+static int shadow_can_fua (nbdkit_next *next, void *handle) { return NBDKIT_FUA_NATIVE; }
+static int shadow_can_zero (nbdkit_next *next, void *handle) { return NBDKIT_ZERO_NATIVE; }
+static int shadow_can_cache (nbdkit_next *next, void *handle) { return NBDKIT_CACHE_NATIVE; }
+
+static int
+shadow_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
+              uint64_t offset, uint32_t flags, int *err)
+{
+  bool stalled;
+  uint64_t t0;
+
+  if (count == 0)
+    return 0;
+  t0 = time_us ();
+  if (blockmap_prepare_read (offset, count, &stalled, err) == -1)
+    return -1;
+  if (stalled) {
+    atomic_fetch_add (&shadow.stats.stalls, 1);
+    atomic_fetch_add (&shadow.stats.stall_us, time_us () - t0);
+  }
+  else
+    atomic_fetch_add_explicit (&shadow.stats.hits, 1, memory_order_relaxed);
+  return store_pread (buf, count, offset, err);
+}
+
+static int
+shadow_flush (nbdkit_next *next, void *handle, uint32_t flags, int *err)
+{
+  return statefile_checkpoint (err);
+}
+
+/* A write, zero or trim (buf NULL), then a flush if the client asked for
+ * FUA.
+ */
+static int
+write_range (const void *buf, uint32_t count, uint64_t offset, uint32_t flags,
+             int *err)
+{
+  if (count == 0)
+    return 0;
+  if (blockmap_write (buf, count, offset, buf == NULL, err) == -1)
+    return -1;
+  if (flags & NBDKIT_FLAG_FUA)
+    return statefile_checkpoint (err);
+  return 0;
+}
+
+static int
+shadow_pwrite (nbdkit_next *next, void *handle, const void *buf,
+               uint32_t count, uint64_t offset, uint32_t flags, int *err)
+{
+  return write_range (buf, count, offset, flags, err);
+}
+
+/* Zero and trim both punch holes: a trimmed range reads back as zeros,
+ * which is what the shadow (and extents) then truthfully say.
+ */
+static int
+shadow_zero (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
+             uint32_t flags, int *err)
+{
+  return write_range (NULL, count, offset, flags, err);
+}
+
+static int
+shadow_trim (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
+             uint32_t flags, int *err)
+{
+  return write_range (NULL, count, offset, flags, err);
+}
+
+static int
+shadow_cache (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
+              uint32_t flags, int *err)
+{
+  return count ? blockmap_cache (offset, count, err) : 0;
+}
+
+/* How a block answers extents: from the shadow's holes once PRESENT,
+ * as data while the guest has written parts of it, and from the source
+ * while untouched.
+ */
+enum origin { FROM_SHADOW, GUEST_DATA, FROM_SOURCE };
+
+static enum origin
+origin_of (uint64_t b)
+{
+  if (block_is_present (b))
+    return FROM_SHADOW;
+  return blockmap_has_guest_data (b) ? GUEST_DATA : FROM_SOURCE;
+}
+
+/* The answer may stop short of count; clients ask again from there. */
+#define MAX_EXTENT_BLOCKS 65536
+
+static int
+shadow_extents (nbdkit_next *next, void *handle, uint32_t count,
+                uint64_t offset, uint32_t flags,
+                struct nbdkit_extents *extents, int *err)
+{
+  uint64_t end = offset + count, pos = offset;
+  uint64_t b = offset >> shadow.block_shift, budget = MAX_EXTENT_BLOCKS;
+
+  while (pos < end && budget > 0) {
+    enum origin o = origin_of (b);
+    uint64_t run_end;
+    for (b++, budget--;
+         block_offset (b) < end && budget > 0 && origin_of (b) == o;
+         b++, budget--)
+      ;
+    run_end = block_offset (b) < end ? block_offset (b) : end;
+
+    switch (o) {
+    case FROM_SHADOW:
+      while (pos < run_end) {
+        uint64_t e;
+        int data = store_is_data (pos, run_end, &e);
+        if (nbdkit_add_extent (extents, pos, e - pos,
+                               data ? 0 : NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO) == -1)
+          goto error;
+        pos = e;
+      }
+      break;
+    case GUEST_DATA:
+      if (nbdkit_add_extent (extents, pos, run_end - pos, 0) == -1)
+        goto error;
+      break;
+    case FROM_SOURCE:
+      if (upstream_extents (run_end - pos, pos, extents, err) == -1)
+        return -1;
+      break;
+    }
+    pos = run_end;
+    if (flags & NBDKIT_FLAG_REQ_ONE)
+      break;
+  }
+  return 0;
+ error:
+  *err = errno;
+  return -1;
+}
+
+static struct nbdkit_filter filter = {
+  .name               = "shadow",
+  .longname           = "nbdshadow predictive volume shadowing filter",
+  .unload             = shadow_unload,
+  .config             = shadow_config,
+  .config_complete    = shadow_config_complete,
+  .config_help        = shadow_config_help,
+  .get_ready          = shadow_get_ready,
+  .after_fork         = shadow_after_fork,
+  .cleanup            = shadow_cleanup,
+  .open               = shadow_open,
+  .close              = shadow_close,
+  .get_size           = shadow_get_size,
+  .export_description = shadow_export_description,
+  .block_size         = shadow_block_size,
+  .can_write          = shadow_can_write,
+  .can_flush          = shadow_yes,
+  .is_rotational      = shadow_no,
+  .can_trim           = shadow_yes,
+  .can_zero           = shadow_can_zero,
+  .can_fast_zero      = shadow_no,
+  .can_extents        = shadow_yes,
+  .can_fua            = shadow_can_fua,
+  .can_multi_conn     = shadow_yes,
+  .can_cache          = shadow_can_cache,
+  .pread              = shadow_pread,
+  .pwrite             = shadow_pwrite,
+  .flush              = shadow_flush,
+  .trim               = shadow_trim,
+  .zero               = shadow_zero,
+  .extents            = shadow_extents,
+  .cache              = shadow_cache,
+};
+
+NBDKIT_REGISTER_FILTER (filter)

@@ -1,0 +1,180 @@
+/* nbdshadow filter: the central header.
+ *
+ * The filter keeps a local shadow of a disk whose authoritative copy is
+ * on a remote source.  Every block is ABSENT (only on the source),
+ * FETCHING (a read from the source is in flight) or PRESENT (the shadow
+ * holds the data; the source is never asked again).  The rules that keep
+ * guest data safe are in blockmap.c; this header holds the types shared
+ * by the pieces of the filter:
+ *
+ *   shadow.c     nbdkit callbacks: parameters, metadata, the data path
+ *   blockmap.c   present bitmap, pending blocks, sector masks, fetch/claim
+ *   store.c      the shadow file (data)
+ *   statefile.c  the state file (which blocks are PRESENT), durability
+ *   upstream.c   the connection to the source and switchover
+ *   stats.c      counters, the stats file, the periodic checkpoint
+ */
+
+#ifndef NBDSHADOW_SHADOW_H
+#define NBDSHADOW_SHADOW_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#define SHADOW_SECTOR 512
+#define SHADOW_MIN_BLOCK_SIZE (4 * 1024)
+#define SHADOW_MAX_BLOCK_SIZE (4 * 1024 * 1024)
+#define SHADOW_DEFAULT_BLOCK_SIZE (64 * 1024)
+
+/* A block with guest data in some sectors but not yet fetched is
+ * "partial".  Their sector masks are persisted in a fixed-size journal,
+ * so their number is bounded; past the bound a partial write waits for
+ * the block instead (counted as a write stall).
+ */
+#define SHADOW_MAX_PARTIAL 4096
+
+/* One block that is not PRESENT but has something going on: a fetch in
+ * flight, guest writes in some sectors, or threads waiting.  Lives in
+ * the pending table while it matters; protected by its stripe's lock.
+ */
+struct pending {
+  uint64_t block;
+  struct pending *next;         /* hash chain */
+  unsigned refs;                /* table membership + waiters + fetch owner */
+  bool in_table;
+  bool fetching;                /* an upstream read is in flight */
+  bool installing;              /* fetched data is being written to the shadow */
+  bool fetched;                 /* the source's data has been installed */
+  int fetch_error;              /* errno of the last failed fetch, or 0 */
+  unsigned writers;             /* guest writes between claim and commit */
+  bool counted_partial;         /* included in shadow.npartial */
+  /* Sector masks, shadow.mask_words words each.  claimed: a guest
+   * write has started on the sector, so a fetch must not install the
+   * source's data there.  written: the guest write has completed (only
+   * these are persisted: data of an unfinished write is not durable).
+   */
+  uint64_t *claimed;
+  uint64_t *written;
+};
+
+/* The pending table is striped by block number so that unrelated
+ * blocks do not contend.  No stripe lock is ever held across I/O to
+ * the source; only short local writes happen under "installing".
+ */
+#define SHADOW_STRIPES 64
+#define SHADOW_BUCKETS 256
+
+struct stripe {
+  pthread_mutex_t lock;
+  pthread_cond_t changed;       /* a pending block of this stripe moved on */
+  struct pending *buckets[SHADOW_BUCKETS];
+};
+
+/* Counters, exported in the stats file.  Relaxed atomics: they are
+ * statistics, not synchronization.
+ */
+struct shadow_stats {
+  _Atomic uint64_t hits;          /* guest requests served without the source */
+  _Atomic uint64_t stalls;        /* guest requests that waited on the source */
+  _Atomic uint64_t stall_us;      /* total time they waited */
+  _Atomic uint64_t write_stalls;  /* writes that had to wait for old data */
+  _Atomic uint64_t bytes_fetched; /* demand fetches */
+  _Atomic uint64_t bytes_pulled;  /* background pulls */
+  _Atomic uint64_t fetch_errors;
+};
+
+struct shadow {
+  /* Parameters. */
+  char *shadow_file;
+  char *state_file;
+  char *stats_file;
+  uint32_t block_size;
+  unsigned block_shift;
+  const char *policy;
+
+  /* Geometry, known once the source (or a complete state file) said so. */
+  uint64_t disk_size;
+  uint64_t nblocks;
+  unsigned mask_words;          /* uint64_t words in one sector mask */
+
+  int shadow_fd;
+  int state_fd;
+  bool state_fresh;             /* no state file existed at start */
+
+  /* PRESENT bits, one per block; set once, never cleared. */
+  _Atomic uint64_t *present;
+  _Atomic uint64_t present_count;
+  /* One bit per state-file page of the bitmap changed since the last
+   * checkpoint.
+   */
+  _Atomic uint64_t *dirty_pages;
+  uint64_t bitmap_bytes;        /* on disk, rounded up to a page */
+  _Atomic uint64_t npartial;
+
+  struct stripe stripes[SHADOW_STRIPES];
+  struct shadow_stats stats;
+  _Atomic bool complete;        /* every block PRESENT: switchover done or due */
+};
+
+extern struct shadow shadow;
+extern int shadow_debug_fetch;
+
+static inline uint64_t block_offset (uint64_t b) { return b << shadow.block_shift; }
+static inline uint32_t block_length (uint64_t b)
+{
+  uint64_t off = block_offset (b);
+  uint64_t len = shadow.disk_size - off;
+  return len < shadow.block_size ? (uint32_t) len : shadow.block_size;
+}
+static inline bool block_is_present (uint64_t b)
+{
+  return (atomic_load_explicit (&shadow.present[b / 64], memory_order_acquire)
+          >> (b % 64)) & 1;
+}
+
+/* blockmap.c */
+extern int blockmap_init (void);
+extern void blockmap_free (void);
+extern void blockmap_mark_present (uint64_t b);
+extern int blockmap_load_partial (uint64_t b, const uint64_t *written);
+extern int blockmap_prepare_read (uint64_t offset, uint32_t count, bool *stalled, int *err);
+extern int blockmap_write (const void *buf, uint32_t count, uint64_t offset,
+                           bool is_zero, int *err);
+extern int blockmap_cache (uint64_t offset, uint32_t count, int *err);
+extern bool blockmap_has_guest_data (uint64_t b);
+typedef void (*partial_fn) (uint64_t b, const uint64_t *written, void *opaque);
+extern void blockmap_foreach_partial (partial_fn fn, void *opaque);
+extern uint64_t time_us (void);
+
+/* store.c */
+extern int store_open (void);
+extern int store_pread (void *buf, uint32_t count, uint64_t offset, int *err);
+extern int store_pwrite (const void *buf, uint32_t count, uint64_t offset, int *err);
+extern int store_zero (uint32_t count, uint64_t offset, int *err);
+extern int store_sync (int *err);
+extern int store_is_data (uint64_t offset, uint64_t end, uint64_t *run_end);
+
+/* statefile.c */
+extern int statefile_open (void);
+extern int statefile_create (uint64_t disk_size, const unsigned char *fingerprint);
+extern int statefile_load (void);
+extern int statefile_check_source (uint64_t disk_size, const unsigned char *fingerprint);
+extern int statefile_checkpoint (int *err);
+extern void statefile_close (void);
+
+/* upstream.c */
+extern int upstream_open (void *backend, uint64_t *disk_size);
+extern void upstream_close (void);
+extern int upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err);
+extern int upstream_extents (uint32_t count, uint64_t offset, void *extents, int *err);
+extern void upstream_switchover_check (void);
+
+/* stats.c */
+extern int stats_start (void);
+extern void stats_stop (void);
+extern void stats_write_file (void);
+extern void stats_wake (void);
+
+#endif /* NBDSHADOW_SHADOW_H */

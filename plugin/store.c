@@ -1,0 +1,135 @@
+/* The shadow file: the local copy of the disk's data.
+ *
+ * A plain file of the disk's virtual size, kept sparse: blocks that are
+ * not yet local, and zeros, are holes.  Which bytes are valid is not
+ * known here; that is the block map's job.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+
+#include <nbdkit-filter.h>
+
+#include "shadow.h"
+
+int
+store_open (void)
+{
+  shadow.shadow_fd = open (shadow.shadow_file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (shadow.shadow_fd == -1) {
+    nbdkit_error ("shadow-file: %s: %m", shadow.shadow_file);
+    return -1;
+  }
+  return 0;
+}
+
+int
+store_pread (void *buf, uint32_t count, uint64_t offset, int *err)
+{
+  char *p = buf;
+  while (count > 0) {
+    ssize_t r = pread (shadow.shadow_fd, p, count, offset);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      *err = errno;
+      nbdkit_error ("shadow-file: read: %m");
+      return -1;
+    }
+    if (r == 0) {               /* past the end of a short file: zeros */
+      memset (p, 0, count);
+      return 0;
+    }
+    p += r;
+    count -= r;
+    offset += r;
+  }
+  return 0;
+}
+
+int
+store_pwrite (const void *buf, uint32_t count, uint64_t offset, int *err)
+{
+  const char *p = buf;
+  while (count > 0) {
+    ssize_t r = pwrite (shadow.shadow_fd, p, count, offset);
+    if (r == -1) {
+      if (errno == EINTR)
+        continue;
+      *err = errno;
+      nbdkit_error ("shadow-file: write: %m");
+      return -1;
+    }
+    p += r;
+    count -= r;
+    offset += r;
+  }
+  return 0;
+}
+
+/* Zero a range by punching a hole; where the file system cannot punch,
+ * write zeros.
+ */
+int
+store_zero (uint32_t count, uint64_t offset, int *err)
+{
+  static char zeros[65536];
+
+  if (fallocate (shadow.shadow_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                 offset, count) == 0)
+    return 0;
+  if (errno != EOPNOTSUPP && errno != ENOSYS) {
+    *err = errno;
+    nbdkit_error ("shadow-file: punch hole: %m");
+    return -1;
+  }
+  while (count > 0) {
+    uint32_t n = count < sizeof zeros ? count : sizeof zeros;
+    if (store_pwrite (zeros, n, offset, err) == -1)
+      return -1;
+    count -= n;
+    offset += n;
+  }
+  return 0;
+}
+
+int
+store_sync (int *err)
+{
+  if (fdatasync (shadow.shadow_fd) == -1) {
+    *err = errno;
+    nbdkit_error ("shadow-file: fdatasync: %m");
+    return -1;
+  }
+  return 0;
+}
+
+/* Is offset in data or in a hole of the shadow file?  *run_end is where
+ * that run ends (at most end).  Where the file system cannot tell, all
+ * of it is data, which is always truthful.
+ */
+int
+store_is_data (uint64_t offset, uint64_t end, uint64_t *run_end)
+{
+  off_t data = lseek (shadow.shadow_fd, offset, SEEK_DATA);
+  if (data == -1 && errno == ENXIO) {   /* only a hole up to the end */
+    *run_end = end;
+    return 0;
+  }
+  if (data == -1) {
+    *run_end = end;
+    return 1;
+  }
+  if ((uint64_t) data > offset) {
+    *run_end = (uint64_t) data < end ? (uint64_t) data : end;
+    return 0;
+  }
+  off_t hole = lseek (shadow.shadow_fd, offset, SEEK_HOLE);
+  *run_end = hole == -1 || (uint64_t) hole > end ? end : (uint64_t) hole;
+  return 1;
+}
