@@ -318,7 +318,8 @@ acquire (uint64_t b, uint32_t from, uint32_t to, bool whole,
 }
 
 /* Copy fetched data into the shadow, skipping every sector the guest
- * has claimed.  Runs of zeros become holes, so sparse disks stay sparse.
+ * has claimed.  Runs of zeros become holes, so sparse disks stay sparse;
+ * data NULL means the source said the block is a hole.
  */
 static int
 install (struct pending *e, const char *data, int *err)
@@ -352,9 +353,8 @@ install (struct pending *e, const char *data, int *err)
       j++;
     uint32_t from = i * SHADOW_SECTOR;
     uint32_t to = j * SHADOW_SECTOR < len ? j * SHADOW_SECTOR : len;
-    const char *p = data + from;
-    bool zero = p[0] == 0 && memcmp (p, p + 1, to - from - 1) == 0;
-    if (zero)
+    const char *p = data ? data + from : NULL;
+    if (p == NULL || (p[0] == 0 && memcmp (p, p + 1, to - from - 1) == 0))
       r = store_zero (to - from, base + from, err);
     else
       r = store_pwrite (p, to - from, base + from, err);
@@ -419,6 +419,43 @@ fetch_run (struct pending **ents, uint64_t n, int *err)
   }
   free (buf);
   return r;
+}
+
+/* Background pulls (the engine): take ownership of fetching block b if
+ * nobody has it and it is not local yet; NULL otherwise.
+ */
+struct pending *
+blockmap_begin_pull (uint64_t b)
+{
+  struct pending *e = NULL;
+  enum need need = acquire (b, 0, 0, true, &e);
+  if (need == NEED_FETCH)
+    return e;
+  if (need == NEED_WAIT) {
+    struct stripe *s = stripe_of (b);
+    pthread_mutex_lock (&s->lock);
+    put_ref (e);
+    pthread_mutex_unlock (&s->lock);
+  }
+  return NULL;
+}
+
+/* The pull of e ended: with the block's data, with NULL for a hole, or
+ * with an error (the block stays ABSENT and can be pulled again).
+ */
+int
+blockmap_end_pull (struct pending *e, const void *data, int error)
+{
+  int err;
+  if (error) {
+    fail_fetch (e, error);
+    return -1;
+  }
+  atomic_fetch_add_explicit (&shadow.stats.bytes_pulled, block_length (e->block),
+                             memory_order_relaxed);
+  if (shadow_debug_fetch)
+    nbdkit_debug ("pull block %" PRIu64, e->block);
+  return install (e, data, &err);
 }
 
 /* Wait until the fetch that e is waiting on is over.  Consumes the

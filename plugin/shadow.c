@@ -94,6 +94,12 @@ static int
 shadow_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
                const char *key, const char *value)
 {
+  /* The upstream side takes its own shadow-* parameters and notes the
+   * plugin's (the source's address, TLS).
+   */
+  int r = upstream_config (key, value);
+  if (r != 0)
+    return r == 1 ? 0 : -1;
   if (strncmp (key, "shadow-", 7) != 0)
     return pass_to_plugin (next, nxdata, key, value);
 

