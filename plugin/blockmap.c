@@ -454,7 +454,7 @@ blockmap_end_pull (struct pending *e, const void *data, int error)
   atomic_fetch_add_explicit (&shadow.stats.bytes_pulled, block_length (e->block),
                              memory_order_relaxed);
   if (shadow_debug_fetch)
-    nbdkit_debug ("pull block %" PRIu64, e->block);
+    nbdkit_debug ("fetch block %" PRIu64 " (pull)", e->block);
   return install (e, data, &err);
 }
 
