@@ -485,11 +485,11 @@ wait_fetch (struct pending *e, int *err)
  * with *stalled set if the request had to wait on the source.  With
  * whole, each block is fetched even where the guest's writes cover the
  * range (used to prefetch).  With no_wait, fetches already in flight
- * are not waited for.
+ * are not waited for.  *since is when the slow path started.
  */
 static int
 make_readable (uint64_t offset, uint32_t count, bool whole, bool no_wait,
-               bool *stalled, int *err)
+               bool *stalled, uint64_t *since, int *err)
 {
   uint64_t first = offset >> shadow.block_shift;
   uint64_t last = (offset + count - 1) >> shadow.block_shift;
@@ -504,6 +504,7 @@ make_readable (uint64_t offset, uint32_t count, bool whole, bool no_wait,
       break;
   if (i > last)
     return 0;
+  *since = time_us ();
 
   ents = calloc (n, sizeof *ents);
   needs = calloc (n, sizeof *needs);
@@ -562,18 +563,28 @@ make_readable (uint64_t offset, uint32_t count, bool whole, bool no_wait,
   return r;
 }
 
+/* For a guest read: a request that had to wait is one stall, however
+ * many blocks it waited for.
+ */
 int
 blockmap_prepare_read (uint64_t offset, uint32_t count, bool *stalled,
                        int *err)
 {
-  return make_readable (offset, count, false, false, stalled, err);
+  uint64_t t0;
+  int r = make_readable (offset, count, false, false, stalled, &t0, err);
+  if (*stalled) {
+    atomic_fetch_add (&shadow.stats.stalls, 1);
+    atomic_fetch_add (&shadow.stats.stall_us, time_us () - t0);
+  }
+  return r;
 }
 
 int
 blockmap_cache (uint64_t offset, uint32_t count, int *err)
 {
   bool stalled;
-  return make_readable (offset, count, true, true, &stalled, err);
+  uint64_t since;
+  return make_readable (offset, count, true, true, &stalled, &since, err);
 }
 
 /* Writes. */

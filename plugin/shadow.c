@@ -296,18 +296,12 @@ shadow_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
               uint64_t offset, uint32_t flags, int *err)
 {
   bool stalled;
-  uint64_t t0;
 
   if (count == 0)
     return 0;
-  t0 = time_us ();
   if (blockmap_prepare_read (offset, count, &stalled, err) == -1)
     return -1;
-  if (stalled) {
-    atomic_fetch_add (&shadow.stats.stalls, 1);
-    atomic_fetch_add (&shadow.stats.stall_us, time_us () - t0);
-  }
-  else
+  if (!stalled)
     atomic_fetch_add_explicit (&shadow.stats.hits, 1, memory_order_relaxed);
   return store_pread (buf, count, offset, err);
 }
