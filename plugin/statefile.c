@@ -168,6 +168,16 @@ statefile_open (void)
     nbdkit_error ("shadow-state: %s is truncated", shadow.state_file);
     return -1;
   }
+  /* A lost or replaced shadow file must not be served as if it held
+   * the blocks the state says are local.
+   */
+  if (fstat (shadow.shadow_fd, &st) == -1 ||
+      (uint64_t) st.st_size != header.disk_size) {
+    nbdkit_error ("shadow-file: %s does not belong to shadow-state %s "
+                  "(its size is not the disk's %" PRIu64 " bytes)",
+                  shadow.shadow_file, shadow.state_file, header.disk_size);
+    return -1;
+  }
   return 0;
 }
 
@@ -350,18 +360,6 @@ statefile_create (uint64_t disk_size, const unsigned char *fingerprint)
 int
 statefile_load (void)
 {
-  struct stat st;
-
-  /* A lost or replaced shadow file must not be served as if it held
-   * the blocks the state says are local.
-   */
-  if (fstat (shadow.shadow_fd, &st) == -1 ||
-      (uint64_t) st.st_size != header.disk_size) {
-    nbdkit_error ("shadow-file: %s does not belong to shadow-state %s "
-                  "(its size is not the disk's %" PRIu64 " bytes)",
-                  shadow.shadow_file, shadow.state_file, header.disk_size);
-    return -1;
-  }
   set_geometry (header.disk_size);
   if (blockmap_init () == -1 || load_bitmap () == -1 || load_journal () == -1)
     return -1;
