@@ -1,1 +1,18 @@
 # Shadow filter tests (plugin/).
+
+SHADOW_TESTS = \
+	test-shadow-copy.sh
+
+TESTS += $(SHADOW_TESTS)
+VALGRIND_TESTS += $(SHADOW_TESTS)
+EXTRA_DIST += $(SHADOW_TESTS)
+
+# Concurrent random I/O checked against a reference model (also the
+# crash-consistency checker of test-shadow-crash.sh).
+check_PROGRAMS += shadow-stress
+shadow_stress_SOURCES = shadow-stress.c
+# No project include dirs: it only needs libnbd (and learner/features.h
+# would shadow glibc's <features.h>).
+shadow_stress_CPPFLAGS =
+shadow_stress_CFLAGS = $(AM_CFLAGS) $(LIBNBD_CFLAGS)
+shadow_stress_LDADD = $(LIBNBD_LIBS) -lpthread
