@@ -1,0 +1,25 @@
+/* cli.h: the nbdshadow program's subcommands and their shared helpers. */
+#ifndef NBDSHADOW_CLI_H
+#define NBDSHADOW_CLI_H
+
+#include <stdint.h>
+
+#include "learner.h"
+#include "sim.h"
+
+extern int cmd_import (int argc, char **argv);
+extern int cmd_train (int argc, char **argv);
+extern int cmd_simulate (int argc, char **argv);
+
+/* Print "nbdshadow: MSG" on stderr; returns the exit status 1. */
+extern int die (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+extern int parse_block_size (const char *s, uint64_t *out);
+/* Seconds from "1ms", "250us", "2s" or plain seconds. */
+extern int parse_duration (const char *s, double *out);
+extern double seconds_since (const struct timespec *start);
+
+/* plot.c: coverage and cumulative stalls over time, one line per policy. */
+extern int plot_svg (const char *path, const struct sim_result *results,
+                     int n, const char *title);
+
+#endif

@@ -1,0 +1,91 @@
+/* nbdshadow.c: the nbdshadow command: dispatch to the subcommands and the
+ * small parsing helpers they share. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+static const struct {
+  const char *name;
+  int (*run) (int argc, char **argv);
+  const char *what;
+} commands[] = {
+  { "import", cmd_import, "convert a block trace to the canonical CSV" },
+  { "train", cmd_train, "fit the access predictor on a history trace" },
+  { "simulate", cmd_simulate, "measure pull policies on a history/future" },
+};
+
+static void
+usage (FILE *fp)
+{
+  fprintf (fp, "usage: nbdshadow COMMAND [--help] [ARGS...]\n\ncommands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf (fp, "  %-10s %s\n", commands[i].name, commands[i].what);
+}
+
+int
+die (const char *fmt, ...)
+{
+  va_list ap;
+  fprintf (stderr, "nbdshadow: ");
+  va_start (ap, fmt);
+  vfprintf (stderr, fmt, ap);
+  va_end (ap);
+  fprintf (stderr, "\n");
+  return 1;
+}
+
+int
+parse_block_size (const char *s, uint64_t *out)
+{
+  if (parse_size (s, out) == -1 || *out < 512 || (*out & (*out - 1)))
+    return -1;
+  return 0;
+}
+
+int
+parse_duration (const char *s, double *out)
+{
+  char *end;
+  double v = strtod (s, &end), unit = 1;
+
+  if (end == s || !(v >= 0))
+    return -1;
+  if (strcmp (end, "ms") == 0)
+    unit = 1e-3;
+  else if (strcmp (end, "us") == 0)
+    unit = 1e-6;
+  else if (strcmp (end, "s") != 0 && *end != '\0')
+    return -1;
+  *out = v * unit;
+  return 0;
+}
+
+double
+seconds_since (const struct timespec *start)
+{
+  struct timespec now;
+  clock_gettime (CLOCK_MONOTONIC, &now);
+  return (now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+int
+main (int argc, char **argv)
+{
+  if (argc < 2) {
+    usage (stderr);
+    return 1;
+  }
+  if (strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0) {
+    usage (stdout);
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (strcmp (argv[1], commands[i].name) == 0)
+      return commands[i].run (argc - 1, argv + 1);
+  usage (stderr);
+  return die ("unknown command \"%s\"", argv[1]);
+}

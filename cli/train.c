@@ -1,0 +1,111 @@
+/* train.c: `nbdshadow train`: fit the predictor on a history trace and
+ * write the model file. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "cli.h"
+#include "model.h"
+
+static void
+usage (FILE *fp)
+{
+  fprintf (fp,
+"usage: nbdshadow train --trace HIST.csv [--block-size 64K]\n"
+"                       [--region-blocks N] -o MODEL [--json]\n"
+"Fit the access predictor on the canonical trace HIST.csv: per-block and\n"
+"per-region libsvm rankers, and the delta sequence models (n-gram and\n"
+"GRU; the better one on the history's last fifth is used online).\n"
+"--region-blocks: region size in blocks (a power of 2); default: chosen\n"
+"from the history.\n");
+}
+
+int
+cmd_train (int argc, char **argv)
+{
+  static const struct option opts[] = {
+    { "trace", required_argument, NULL, 't' },
+    { "block-size", required_argument, NULL, 'b' },
+    { "region-blocks", required_argument, NULL, 'r' },
+    { "output", required_argument, NULL, 'o' },
+    { "json", no_argument, NULL, 'j' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL }
+  };
+  struct train_options topts = { .block_size = 65536, .region_shift = -1 };
+  const char *trace_path = NULL, *out = NULL;
+  struct trace t = { 0 };
+  struct model *m = NULL;
+  struct timespec start;
+  char err[LEARNER_ERRLEN];
+  int c, json = 0, status = 1;
+  uint64_t rb;
+  double secs;
+
+  while ((c = getopt_long (argc, argv, "t:b:o:", opts, NULL)) != -1) {
+    switch (c) {
+    case 't': trace_path = optarg; break;
+    case 'b':
+      if (parse_block_size (optarg, &topts.block_size) == -1)
+        return die ("--block-size: expected a power of 2 >= 512, got \"%s\"",
+                    optarg);
+      break;
+    case 'r':
+      if (parse_size (optarg, &rb) == -1 || rb == 0 || (rb & (rb - 1)) ||
+          rb > (1 << 20))
+        return die ("--region-blocks: expected a power of 2, got \"%s\"",
+                    optarg);
+      topts.region_shift = __builtin_ctzll (rb);
+      break;
+    case 'o': out = optarg; break;
+    case 'j': json = 1; break;
+    case 'h': usage (stdout); return 0;
+    default: usage (stderr); return 1;
+    }
+  }
+  if (!trace_path || !out || optind != argc) {
+    usage (stderr);
+    return 1;
+  }
+  if (trace_load_csv (trace_path, &t, err) == -1)
+    return die ("%s", err);
+  clock_gettime (CLOCK_MONOTONIC, &start);
+  m = model_train (&t, &topts, err);
+  secs = seconds_since (&start);
+  if (!m) {
+    die ("train: %s", err);
+    goto out;
+  }
+  if (model_save (m, out, err) == -1) {
+    die ("%s", err);
+    goto out;
+  }
+  if (json)
+    printf ("{\"requests\": %zu, \"train_seconds\": %.3f, "
+            "\"history_blocks\": %zu, \"regions\": %zu, "
+            "\"region_blocks\": %llu, \"candidate_regions\": %zu, "
+            "\"block_svs\": %d, \"region_svs\": %d, "
+            "\"ngram_hit_rate\": %.4f, \"gru_hit_rate\": %.4f, "
+            "\"sequence_model\": \"%s\"}\n",
+            t.n, secs, m->blocks.n, m->regions.n,
+            1ULL << m->region_shift, m->ncandidates,
+            m->block_ranker.svm ? m->block_ranker.svm->l : 0,
+            m->region_ranker.svm ? m->region_ranker.svm->l : 0,
+            m->seq_score.hit_rate[SEQ_NGRAM], m->seq_score.hit_rate[SEQ_GRU],
+            m->seq.kind == SEQ_GRU ? "gru" : "ngram");
+  else
+    printf ("trained on %zu requests in %.2f s: %zu history blocks, "
+            "%zu candidate regions of %llu blocks\n"
+            "sequence models, top-%d next-block hit rate on the history's "
+            "last fifth: n-gram %.2f%%, GRU %.2f%% -> using %s\n",
+            t.n, secs, m->blocks.n, m->ncandidates, 1ULL << m->region_shift,
+            SEQ_TOPK, 100 * m->seq_score.hit_rate[SEQ_NGRAM],
+            100 * m->seq_score.hit_rate[SEQ_GRU],
+            m->seq.kind == SEQ_GRU ? "GRU" : "n-gram");
+  status = 0;
+ out:
+  model_free (m);
+  trace_free (&t);
+  return status;
+}

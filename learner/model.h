@@ -1,0 +1,47 @@
+/* model.h: the trained predictor that `nbdshadow train` writes and the
+ * filter and simulator load: what the history says per block and per
+ * region, the two libsvm rankers scoring them, and the delta sequence
+ * models.  File format: a header (magic "NBDSHMDL", version, byte-order
+ * mark, payload length, SHA-256 of the payload) then the payload.  A
+ * truncated or corrupt file is refused with a clear error. */
+#ifndef NBDSHADOW_MODEL_H
+#define NBDSHADOW_MODEL_H
+
+#include "history.h"
+#include "ranker.h"
+#include "seqmodel.h"
+
+#define MODEL_VERSION 1
+
+struct scored_unit {
+  uint64_t unit;
+  float score;                  /* ranker probability */
+};
+
+struct model {
+  uint64_t block_size;
+  unsigned region_shift;        /* a region is 2^region_shift blocks */
+  struct history blocks;        /* history per block */
+  float *block_scores;          /* parallel to blocks.units */
+  struct history regions;       /* history per region */
+  struct scored_unit *candidates;       /* regions worth pulling, scored */
+  size_t ncandidates;
+  struct ranker block_ranker, region_ranker;
+  struct seqmodel seq;
+  struct seq_score seq_score;
+};
+
+struct train_options {
+  uint64_t block_size;
+  int region_shift;             /* -1: choose from the history */
+};
+
+/* Fit a model on HISTORY only.  Deterministic. */
+extern struct model *model_train (const struct trace *history,
+                                  const struct train_options *opts,
+                                  char *err);
+extern int model_save (const struct model *m, const char *path, char *err);
+extern struct model *model_load (const char *path, char *err);
+extern void model_free (struct model *m);
+
+#endif

@@ -1,0 +1,294 @@
+/* modelfile.c: the model file.  Header: magic, version, byte-order mark,
+ * payload length, SHA-256 of the payload (libcrypto); the payload holds
+ * the model's parts in a fixed order.  Loading checks every one of these
+ * before trusting a byte, so a truncated or corrupt model is refused. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/sha.h>
+
+#include "blob.h"
+#include "model.h"
+
+static const char MAGIC[8] = "NBDSHMDL";
+#define BYTE_ORDER_MARK 0x01020304u
+#define HEADER_SIZE (8 + 4 + 4 + 8 + SHA256_DIGEST_LENGTH)
+
+/* Unit statistics field by field: struct padding would make the
+ * checksum depend on garbage. */
+static void
+put_history (struct blob_writer *w, const struct history *h)
+{
+  uint64_t n = h->n;
+  uint32_t shift = h->shift;
+
+  BLOB_PUT (w, n);
+  BLOB_PUT (w, shift);
+  BLOB_PUT (w, h->t_begin);
+  BLOB_PUT (w, h->t_end);
+  for (size_t i = 0; i < h->n; i++) {
+    const struct unit_stat *u = &h->units[i];
+    BLOB_PUT (w, u->unit);
+    BLOB_PUT (w, u->first_ts);
+    BLOB_PUT (w, u->last_ts);
+    BLOB_PUT (w, u->count);
+    BLOB_PUT (w, u->writes);
+    BLOB_PUT (w, u->seq);
+    BLOB_PUT (w, u->distinct);
+    BLOB_PUT (w, u->recent);
+  }
+}
+
+#define UNIT_STAT_BYTES (3 * 8 + 5 * 4)
+
+static int
+get_history (struct blob_reader *r, struct history *h)
+{
+  uint64_t n = blob_get_count (r, UNIT_STAT_BYTES);
+  uint32_t shift;
+
+  memset (h, 0, sizeof *h);
+  BLOB_GET (r, shift);
+  BLOB_GET (r, h->t_begin);
+  BLOB_GET (r, h->t_end);
+  if (r->bad || shift > 40)
+    return -1;
+  h->shift = shift;
+  h->units = malloc ((n + 1) * sizeof *h->units);
+  if (!h->units)
+    return -1;
+  for (uint64_t i = 0; i < n; i++) {
+    struct unit_stat *u = &h->units[i];
+    BLOB_GET (r, u->unit);
+    BLOB_GET (r, u->first_ts);
+    BLOB_GET (r, u->last_ts);
+    BLOB_GET (r, u->count);
+    BLOB_GET (r, u->writes);
+    BLOB_GET (r, u->seq);
+    BLOB_GET (r, u->distinct);
+    BLOB_GET (r, u->recent);
+    if (r->bad || u64map_put (&h->index, u->unit, (uint32_t) i) == -1)
+      return -1;
+    h->n = i + 1;
+  }
+  /* history_touch grows the array at powers of two from 64 on. */
+  {
+    size_t cap = 64;
+    while (cap < h->n)
+      cap *= 2;
+    struct unit_stat *u = realloc (h->units, cap * sizeof *u);
+    if (!u)
+      return -1;
+    h->units = u;
+  }
+  return 0;
+}
+
+static void
+put_payload (struct blob_writer *w, const struct model *m)
+{
+  uint32_t shift = m->region_shift, kind = m->seq.kind;
+  uint64_t nc = m->ncandidates;
+
+  BLOB_PUT (w, m->block_size);
+  BLOB_PUT (w, shift);
+  put_history (w, &m->blocks);
+  blob_put (w, m->block_scores, m->blocks.n * sizeof (float));
+  put_history (w, &m->regions);
+  BLOB_PUT (w, nc);
+  for (size_t i = 0; i < m->ncandidates; i++) {
+    BLOB_PUT (w, m->candidates[i].unit);
+    BLOB_PUT (w, m->candidates[i].score);
+  }
+  ranker_write (&m->block_ranker, w);
+  ranker_write (&m->region_ranker, w);
+  blob_put (w, m->seq.vocab.delta, sizeof m->seq.vocab.delta);
+  BLOB_PUT (w, kind);
+  blob_put (w, m->seq.ngram.tri, sizeof m->seq.ngram.tri);
+  blob_put (w, m->seq.ngram.tri_total, sizeof m->seq.ngram.tri_total);
+  blob_put (w, m->seq.ngram.bi, sizeof m->seq.ngram.bi);
+  blob_put (w, m->seq.ngram.bi_total, sizeof m->seq.ngram.bi_total);
+  blob_put (w, m->seq.gru.params, sizeof m->seq.gru.params);
+  blob_put (w, m->seq_score.hit_rate, sizeof m->seq_score.hit_rate);
+  BLOB_PUT (w, m->seq_score.evaluated);
+}
+
+static int
+get_payload (struct blob_reader *r, struct model *m)
+{
+  uint32_t shift, kind;
+  uint64_t nc;
+
+  BLOB_GET (r, m->block_size);
+  BLOB_GET (r, shift);
+  if (r->bad || shift > 40 || m->block_size == 0)
+    return -1;
+  m->region_shift = shift;
+  if (get_history (r, &m->blocks) == -1)
+    return -1;
+  m->block_scores = malloc ((m->blocks.n + 1) * sizeof (float));
+  if (!m->block_scores)
+    return -1;
+  blob_get (r, m->block_scores, m->blocks.n * sizeof (float));
+  if (get_history (r, &m->regions) == -1)
+    return -1;
+  nc = blob_get_count (r, 12);
+  m->candidates = malloc ((nc + 1) * sizeof *m->candidates);
+  if (!m->candidates)
+    return -1;
+  for (uint64_t i = 0; i < nc; i++) {
+    BLOB_GET (r, m->candidates[i].unit);
+    BLOB_GET (r, m->candidates[i].score);
+  }
+  m->ncandidates = nc;
+  if (ranker_read (&m->block_ranker, r) == -1 ||
+      ranker_read (&m->region_ranker, r) == -1)
+    return -1;
+  blob_get (r, m->seq.vocab.delta, sizeof m->seq.vocab.delta);
+  BLOB_GET (r, kind);
+  blob_get (r, m->seq.ngram.tri, sizeof m->seq.ngram.tri);
+  blob_get (r, m->seq.ngram.tri_total, sizeof m->seq.ngram.tri_total);
+  blob_get (r, m->seq.ngram.bi, sizeof m->seq.ngram.bi);
+  blob_get (r, m->seq.ngram.bi_total, sizeof m->seq.ngram.bi_total);
+  blob_get (r, m->seq.gru.params, sizeof m->seq.gru.params);
+  blob_get (r, m->seq_score.hit_rate, sizeof m->seq_score.hit_rate);
+  BLOB_GET (r, m->seq_score.evaluated);
+  if (r->bad || kind > SEQ_GRU || r->left != 0)
+    return -1;
+  m->seq.kind = kind;
+  return 0;
+}
+
+int
+model_save (const struct model *m, const char *path, char *err)
+{
+  struct blob_writer w = { 0 };
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  uint32_t version = MODEL_VERSION, bom = BYTE_ORDER_MARK;
+  uint64_t len;
+  char tmp[4096];
+  FILE *fp;
+  int ret = -1;
+
+  put_payload (&w, m);
+  if (w.oom) {
+    snprintf (err, LEARNER_ERRLEN, "out of memory");
+    goto out;
+  }
+  len = w.len;
+  SHA256 (w.data, w.len, digest);
+  if (snprintf (tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp) {
+    snprintf (err, LEARNER_ERRLEN, "model path too long");
+    goto out;
+  }
+  fp = fopen (tmp, "wb");
+  if (!fp) {
+    snprintf (err, LEARNER_ERRLEN, "%.200s: %s", tmp, strerror (errno));
+    goto out;
+  }
+  fwrite (MAGIC, 1, sizeof MAGIC, fp);
+  fwrite (&version, sizeof version, 1, fp);
+  fwrite (&bom, sizeof bom, 1, fp);
+  fwrite (&len, sizeof len, 1, fp);
+  fwrite (digest, 1, sizeof digest, fp);
+  fwrite (w.data, 1, w.len, fp);
+  if (fflush (fp) == EOF || ferror (fp) || fsync (fileno (fp)) == -1) {
+    snprintf (err, LEARNER_ERRLEN, "%.200s: write: %s", tmp,
+              strerror (errno));
+    fclose (fp);
+    unlink (tmp);
+    goto out;
+  }
+  fclose (fp);
+  /* Replace atomically: a reader never sees half a model. */
+  if (rename (tmp, path) == -1) {
+    snprintf (err, LEARNER_ERRLEN, "%.200s: %s", path, strerror (errno));
+    unlink (tmp);
+    goto out;
+  }
+  ret = 0;
+ out:
+  free (w.data);
+  return ret;
+}
+
+static int
+load_fail (char *err, const char *path, const char *reason)
+{
+  snprintf (err, LEARNER_ERRLEN, "%.150s: %s", path, reason);
+  return -1;
+}
+
+struct model *
+model_load (const char *path, char *err)
+{
+  FILE *fp = fopen (path, "rb");
+  unsigned char header[HEADER_SIZE], digest[SHA256_DIGEST_LENGTH];
+  uint32_t version, bom;
+  uint64_t len;
+  uint8_t *payload = NULL;
+  struct model *m = NULL;
+  struct blob_reader r;
+  long size;
+
+  if (!fp) {
+    snprintf (err, LEARNER_ERRLEN, "%.200s: %s", path, strerror (errno));
+    return NULL;
+  }
+  if (fread (header, 1, HEADER_SIZE, fp) != HEADER_SIZE) {
+    load_fail (err, path, "not an nbdshadow model (file too short)");
+    goto out;
+  }
+  if (memcmp (header, MAGIC, sizeof MAGIC) != 0) {
+    load_fail (err, path, "not an nbdshadow model (bad magic)");
+    goto out;
+  }
+  memcpy (&version, header + 8, 4);
+  memcpy (&bom, header + 12, 4);
+  memcpy (&len, header + 16, 8);
+  if (bom != BYTE_ORDER_MARK) {
+    load_fail (err, path, "model written on a machine of other byte order");
+    goto out;
+  }
+  if (version != MODEL_VERSION) {
+    snprintf (err, LEARNER_ERRLEN, "%.150s: unsupported model version %"
+              PRIu32 " (this program reads version %d)", path, version,
+              MODEL_VERSION);
+    goto out;
+  }
+  if (fseek (fp, 0, SEEK_END) == -1 || (size = ftell (fp)) < 0 ||
+      fseek (fp, HEADER_SIZE, SEEK_SET) == -1) {
+    load_fail (err, path, strerror (errno));
+    goto out;
+  }
+  if ((uint64_t) size - HEADER_SIZE != len) {
+    snprintf (err, LEARNER_ERRLEN, "%.150s: truncated or corrupt model: "
+              "header says %" PRIu64 " payload bytes, file has %ld", path,
+              len, size - HEADER_SIZE);
+    goto out;
+  }
+  payload = malloc (len + 1);
+  if (!payload || fread (payload, 1, len, fp) != len) {
+    load_fail (err, path, payload ? "read error" : "out of memory");
+    goto out;
+  }
+  SHA256 (payload, len, digest);
+  if (memcmp (digest, header + 24, sizeof digest) != 0) {
+    load_fail (err, path, "corrupt model: SHA-256 checksum mismatch");
+    goto out;
+  }
+  m = calloc (1, sizeof *m);
+  r = (struct blob_reader) { .p = payload, .left = len };
+  if (!m || get_payload (&r, m) == -1) {
+    load_fail (err, path, "malformed model payload");
+    model_free (m);
+    m = NULL;
+  }
+ out:
+  free (payload);
+  fclose (fp);
+  return m;
+}

@@ -1,0 +1,513 @@
+/* order.c: the pull-order policies of order.h.
+ *
+ * Every policy is a sequence of sources tried in turn, each skipping
+ * blocks already present:
+ *   urgent     (predict) blocks the sequence model expects next, newest
+ *              first; refilled on every observed request
+ *   list       a fixed block list: history blocks ranked by the policy, or
+ *              the oracle's seed
+ *   regions    (predict) a max-heap of regions by libsvm score.  Observed
+ *              requests update the regions' statistics; a region is
+ *              re-scored when it stalls the guest (a missed prediction) or
+ *              its activity doubles, and re-pushed with its new score, so
+ *              the remaining queue re-ranks incrementally (stale heap
+ *              entries are dropped when popped)
+ *   sweep      ascending order over the whole volume: everything is
+ *              eventually copied whatever the predictions were
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "order.h"
+
+#define URGENT_MAX 64
+
+const char *const order_policies[] = {
+  "none", "sequential", "frequency", "first-access", "predict", "oracle",
+  NULL
+};
+
+enum policy { NONE, SEQUENTIAL, FREQUENCY, FIRST_ACCESS, PREDICT, ORACLE };
+
+struct heap_entry {
+  float score;
+  uint32_t idx;                 /* into order->region_state */
+  uint32_t version;             /* stale when != region_state[idx] */
+};
+
+struct region_state {
+  uint32_t version;
+  int done;                     /* popped: its blocks have been offered */
+};
+
+struct order {
+  enum policy policy;
+  const struct model *model;
+  uint64_t nblocks, block_size;
+
+  uint64_t *list;               /* the list source */
+  size_t nlist, list_pos;
+  uint64_t sweep_pos;           /* the sweep source */
+
+  /* predict only */
+  struct seqmodel *seq;         /* online copy of the model's */
+  uint64_t urgent[URGENT_MAX];  /* stack of predicted blocks */
+  size_t nurgent;
+  struct history regions;       /* online copy: history + what we saw */
+  struct u64map seen_blocks;    /* blocks touched since the start */
+  struct u64map region_index;   /* region -> region_state index */
+  struct region_state *region_state;
+  uint64_t *region_of;          /* region_state index -> region */
+  size_t nregion_state, region_state_cap;
+  struct heap_entry *heap;
+  size_t nheap, heap_cap;
+  float region_threshold;       /* a region never near the history */
+  uint64_t active_region, active_pos, active_end;
+  int region_active;
+  uint64_t clock_base;          /* first observe's now_us */
+  int clock_started;
+  uint64_t prev_last;           /* last block of the previous request */
+};
+
+/* ---- ranked history lists ---- */
+
+struct ranked { uint64_t block; double key1, key2; };
+
+static int
+by_keys (const void *a, const void *b)
+{
+  const struct ranked *x = a, *y = b;
+  if (x->key1 != y->key1)
+    return x->key1 < y->key1 ? 1 : -1;
+  if (x->key2 != y->key2)
+    return x->key2 < y->key2 ? 1 : -1;
+  return x->block < y->block ? -1 : x->block > y->block;
+}
+
+/* The model's history blocks, best first for the policy. */
+static int
+build_list (struct order *o)
+{
+  const struct history *h = &o->model->blocks;
+  struct ranked *r = malloc ((h->n + 1) * sizeof *r);
+
+  o->list = malloc ((h->n + 1) * sizeof *o->list);
+  if (!r || !o->list) {
+    free (r);
+    return -1;
+  }
+  for (size_t i = 0; i < h->n; i++) {
+    const struct unit_stat *u = &h->units[i];
+    r[i].block = u->unit;
+    switch (o->policy) {
+    case FREQUENCY:
+      r[i].key1 = u->count;
+      r[i].key2 = -(double) u->first_ts;
+      break;
+    case FIRST_ACCESS:
+      r[i].key1 = -(double) u->first_ts;
+      r[i].key2 = -(double) i;
+      break;
+    default:                    /* PREDICT */
+      r[i].key1 = o->model->block_scores[i];
+      r[i].key2 = u->count;
+      break;
+    }
+  }
+  qsort (r, h->n, sizeof *r, by_keys);
+  for (size_t i = 0; i < h->n; i++)
+    o->list[i] = r[i].block;
+  o->nlist = h->n;
+  free (r);
+  return 0;
+}
+
+/* ---- the region heap ---- */
+
+static int
+heap_before (const struct heap_entry *a, const struct heap_entry *b,
+             const uint64_t *region_of)
+{
+  if (a->score != b->score)
+    return a->score > b->score;
+  return region_of[a->idx] < region_of[b->idx];
+}
+
+static int
+heap_push (struct order *o, uint32_t idx, float score)
+{
+  size_t i;
+
+  if (o->nheap == o->heap_cap) {
+    size_t cap = o->heap_cap ? o->heap_cap * 2 : 256;
+    struct heap_entry *h = realloc (o->heap, cap * sizeof *h);
+    if (!h)
+      return -1;
+    o->heap = h;
+    o->heap_cap = cap;
+  }
+  i = o->nheap++;
+  o->heap[i] = (struct heap_entry) {
+    .score = score, .idx = idx, .version = o->region_state[idx].version
+  };
+  while (i > 0 && heap_before (&o->heap[i], &o->heap[(i - 1) / 2],
+                               o->region_of)) {
+    struct heap_entry t = o->heap[i];
+    o->heap[i] = o->heap[(i - 1) / 2];
+    o->heap[(i - 1) / 2] = t;
+    i = (i - 1) / 2;
+  }
+  return 0;
+}
+
+static struct heap_entry
+heap_pop (struct order *o)
+{
+  struct heap_entry top = o->heap[0];
+  size_t i = 0;
+
+  o->heap[0] = o->heap[--o->nheap];
+  for (;;) {
+    size_t l = 2 * i + 1, r = l + 1, best = i;
+    if (l < o->nheap && heap_before (&o->heap[l], &o->heap[best],
+                                     o->region_of))
+      best = l;
+    if (r < o->nheap && heap_before (&o->heap[r], &o->heap[best],
+                                     o->region_of))
+      best = r;
+    if (best == i)
+      break;
+    struct heap_entry t = o->heap[i];
+    o->heap[i] = o->heap[best];
+    o->heap[best] = t;
+    i = best;
+  }
+  return top;
+}
+
+/* The state index of REGION, created on first sight. */
+static uint32_t
+region_slot (struct order *o, uint64_t region)
+{
+  uint32_t idx = u64map_get (&o->region_index, region);
+
+  if (idx != U64MAP_NONE)
+    return idx;
+  if (o->nregion_state == o->region_state_cap) {
+    size_t cap = o->region_state_cap ? o->region_state_cap * 2 : 1024;
+    struct region_state *s = realloc (o->region_state, cap * sizeof *s);
+    uint64_t *r;
+    if (!s)
+      return U64MAP_NONE;
+    o->region_state = s;
+    r = realloc (o->region_of, cap * sizeof *r);
+    if (!r)
+      return U64MAP_NONE;
+    o->region_of = r;
+    o->region_state_cap = cap;
+  }
+  idx = (uint32_t) o->nregion_state;
+  if (u64map_put (&o->region_index, region, idx) == -1)
+    return U64MAP_NONE;
+  o->region_state[idx] = (struct region_state) { 0 };
+  o->region_of[idx] = region;
+  o->nregion_state++;
+  return idx;
+}
+
+/* (Re)rank REGION with SCORE; regions no better than one far from any
+ * activity are left to the sweep. */
+static void
+region_rank (struct order *o, uint64_t region, float score)
+{
+  uint32_t idx;
+
+  if ((region << o->regions.shift) >= o->nblocks)
+    return;
+  idx = region_slot (o, region);
+  if (idx == U64MAP_NONE || o->region_state[idx].done)
+    return;
+  o->region_state[idx].version++;
+  if (score > o->region_threshold)
+    heap_push (o, idx, score);  /* out of memory: left to the sweep */
+}
+
+static void
+region_rescore (struct order *o, uint64_t region)
+{
+  double f[NFEATURES];
+
+  features_of (&o->regions, region, f);
+  region_rank (o, region, (float) ranker_score (&o->model->region_ranker, f));
+}
+
+static int
+copy_history (struct history *dst, const struct history *src)
+{
+  size_t cap = 64;
+
+  memset (dst, 0, sizeof *dst);
+  while (cap < src->n)
+    cap *= 2;
+  dst->units = malloc (cap * sizeof *dst->units);
+  if (!dst->units)
+    return -1;
+  memcpy (dst->units, src->units, src->n * sizeof *src->units);
+  dst->n = src->n;
+  dst->shift = src->shift;
+  dst->t_begin = src->t_begin;
+  dst->t_end = src->t_end;
+  for (size_t i = 0; i < src->n; i++)
+    if (u64map_put (&dst->index, src->units[i].unit, (uint32_t) i) == -1)
+      return -1;
+  return 0;
+}
+
+static int
+predict_init (struct order *o)
+{
+  const struct model *m = o->model;
+  double far[NFEATURES];
+
+  o->seq = malloc (sizeof *o->seq);
+  if (!o->seq || copy_history (&o->regions, &m->regions) == -1)
+    return -1;
+  *o->seq = m->seq;
+  /* Start from a clean context: the same model always behaves the same,
+   * whether freshly trained or loaded. */
+  o->seq->have_last = 0;
+  o->seq->ngram.prev1 = o->seq->ngram.prev2 = 0;
+  o->seq->gru.started = 0;
+
+  features_of (&(struct history) { .t_begin = 0, .t_end = 1 }, 0, far);
+  o->region_threshold = (float) ranker_score (&m->region_ranker, far);
+  for (size_t i = 0; i < m->ncandidates; i++)
+    region_rank (o, m->candidates[i].unit, m->candidates[i].score);
+  return 0;
+}
+
+struct order *
+order_new (const char *name, const struct model *model, uint64_t nblocks,
+           uint64_t block_size, char *err)
+{
+  struct order *o;
+  int p = -1;
+
+  for (int i = 0; order_policies[i]; i++)
+    if (strcmp (order_policies[i], name) == 0)
+      p = i;
+  if (p == -1) {
+    snprintf (err, LEARNER_ERRLEN, "unknown policy \"%.50s\" (one of none, "
+              "sequential, frequency, first-access, predict, oracle)", name);
+    return NULL;
+  }
+  if ((p == FREQUENCY || p == FIRST_ACCESS || p == PREDICT) && !model) {
+    snprintf (err, LEARNER_ERRLEN, "policy %s needs a model", name);
+    return NULL;
+  }
+  if (model && model->block_size != block_size) {
+    snprintf (err, LEARNER_ERRLEN, "model was trained with block size %llu,"
+              " not %llu", (unsigned long long) model->block_size,
+              (unsigned long long) block_size);
+    return NULL;
+  }
+  o = calloc (1, sizeof *o);
+  if (!o)
+    goto oom;
+  o->policy = p;
+  o->model = model;
+  o->nblocks = nblocks;
+  o->block_size = block_size;
+  if ((p == FREQUENCY || p == FIRST_ACCESS || p == PREDICT) &&
+      build_list (o) == -1)
+    goto oom;
+  if (p == PREDICT && predict_init (o) == -1)
+    goto oom;
+  return o;
+ oom:
+  order_free (o);
+  snprintf (err, LEARNER_ERRLEN, "out of memory");
+  return NULL;
+}
+
+void
+order_free (struct order *o)
+{
+  if (!o)
+    return;
+  free (o->list);
+  free (o->seq);
+  history_free (&o->regions);
+  u64map_free (&o->seen_blocks);
+  u64map_free (&o->region_index);
+  free (o->region_state);
+  free (o->region_of);
+  free (o->heap);
+  free (o);
+}
+
+int
+order_seed (struct order *o, const uint64_t *blocks, size_t n)
+{
+  if (o->policy != ORACLE)
+    return -1;
+  free (o->list);
+  o->list = malloc ((n + 1) * sizeof *o->list);
+  if (!o->list)
+    return -1;
+  memcpy (o->list, blocks, n * sizeof *blocks);
+  o->nlist = n;
+  o->list_pos = 0;
+  return 0;
+}
+
+/* Update region statistics with one request; re-score where it matters. */
+static void
+observe_regions (struct order *o, uint64_t ts, uint64_t first, uint64_t last,
+                 int is_write, int was_hit)
+{
+  const unsigned shift = o->regions.shift;
+  int is_seq = first == o->prev_last || first == o->prev_last + 1;
+  char err[LEARNER_ERRLEN];
+
+  o->regions.t_end = ts + 1;
+  for (uint64_t r = first >> shift; r <= last >> shift; r++) {
+    uint32_t after;
+    int new_blocks = 0;
+
+    for (uint64_t b = first > (r << shift) ? first : r << shift;
+         b <= last && (b >> shift) == r; b++) {
+      if (u64map_get (&o->model->blocks.index, b) == U64MAP_NONE &&
+          u64map_get (&o->seen_blocks, b) == U64MAP_NONE) {
+        u64map_put (&o->seen_blocks, b, 1);
+        new_blocks++;
+      }
+    }
+    if (history_touch (&o->regions, r, ts, is_write, is_seq, new_blocks,
+                       err) == -1)
+      continue;                 /* out of memory: just learn less */
+    after = o->regions.units[u64map_get (&o->regions.index, r)].count;
+    /* A stall is a missed prediction: re-rank this region and its
+     * neighbours (their spatial features changed) at once.  Hits only
+     * re-rank when the region's activity doubles, which keeps the
+     * average cost per request low. */
+    if (!was_hit || (after & (after - 1)) == 0) {
+      region_rescore (o, r);
+      region_rescore (o, r + 1);
+      if (r > 0)
+        region_rescore (o, r - 1);
+    }
+  }
+}
+
+void
+order_observe (struct order *o, uint64_t now_us, uint64_t first,
+               uint64_t last, int is_write, int was_hit)
+{
+  uint64_t blocks[SEQ_TOPK], ts;
+  double probs[SEQ_TOPK];
+  int n;
+
+  if (o->policy != PREDICT)
+    return;
+  if (!o->clock_started) {
+    o->clock_base = now_us;
+    o->clock_started = 1;
+  }
+  /* Online time continues where the history ended. */
+  ts = o->model->blocks.t_end + (now_us - o->clock_base);
+  observe_regions (o, ts, first, last, is_write, was_hit);
+  o->prev_last = last;
+
+  seqmodel_observe (o->seq, first, last);
+  n = seqmodel_predict (o->seq, blocks, probs);
+  /* Push the least likely first so the likeliest is on top. */
+  while (n-- > 0) {
+    if (blocks[n] >= o->nblocks || (blocks[n] >= first && blocks[n] <= last))
+      continue;
+    if (o->nurgent == URGENT_MAX) {
+      memmove (o->urgent, o->urgent + 1, (URGENT_MAX - 1) * sizeof *o->urgent);
+      o->nurgent--;
+    }
+    o->urgent[o->nurgent++] = blocks[n];
+  }
+}
+
+/* The next block of the active region, or of the best remaining one. */
+static int
+next_from_regions (struct order *o, order_present_fn is_present, void *ctx,
+                   uint64_t *block)
+{
+  for (;;) {
+    while (o->region_active && o->active_pos < o->active_end) {
+      uint64_t b = o->active_pos++;
+      if (!is_present (ctx, b)) {
+        *block = b;
+        return 1;
+      }
+    }
+    o->region_active = 0;
+    if (o->nheap == 0)
+      return 0;
+    struct heap_entry top = heap_pop (o);
+    struct region_state *s = &o->region_state[top.idx];
+    if (s->done || top.version != s->version)
+      continue;                 /* re-ranked since: a newer entry exists */
+    s->done = 1;
+    o->active_pos = o->region_of[top.idx] << o->regions.shift;
+    o->active_end = o->active_pos + (1ULL << o->regions.shift);
+    if (o->active_end > o->nblocks)
+      o->active_end = o->nblocks;
+    o->region_active = 1;
+  }
+}
+
+static int
+next_one (struct order *o, order_present_fn is_present, void *ctx,
+          uint64_t *block)
+{
+  while (o->nurgent > 0) {
+    uint64_t b = o->urgent[--o->nurgent];
+    if (!is_present (ctx, b)) {
+      *block = b;
+      return 1;
+    }
+  }
+  while (o->list_pos < o->nlist) {
+    uint64_t b = o->list[o->list_pos++];
+    if (b < o->nblocks && !is_present (ctx, b)) {
+      *block = b;
+      return 1;
+    }
+  }
+  if (o->policy == PREDICT && next_from_regions (o, is_present, ctx, block))
+    return 1;
+  while (o->sweep_pos < o->nblocks) {
+    uint64_t b = o->sweep_pos++;
+    if (!is_present (ctx, b)) {
+      *block = b;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+size_t
+order_next (struct order *o, uint64_t *blocks, size_t max,
+            order_present_fn is_present, void *ctx)
+{
+  size_t n = 0;
+
+  if (o->policy == NONE)
+    return 0;
+  while (n < max && next_one (o, is_present, ctx, &blocks[n])) {
+    /* Sources overlap (a predicted block may also be in the history
+     * list): never offer a block twice in one batch. */
+    size_t i = 0;
+    while (i < n && blocks[i] != blocks[n])
+      i++;
+    n += i == n;
+  }
+  return n;
+}

@@ -1,0 +1,285 @@
+/* sim.c: the simulator of the standard scenario.
+ *
+ * Time model.  The link carries one block every xfer = block_size /
+ * bandwidth seconds.  The background copy keeps it busy back to back (the
+ * engine's in-flight window hides the RTT); a pull is chosen when it
+ * starts, so the order always knows every request issued before that.  A
+ * read touching absent blocks is one stall: the blocks are demand-fetched
+ * (queued behind earlier demand fetches, taking the link from the
+ * background for their transfer) and arrive after RTT + transfer.  Writes,
+ * trims and zeroes never stall; blocks they cover entirely become present
+ * without a fetch.  The guest is open-loop: stalls never delay later
+ * requests.  Approximation: a demand-fetched block counts as present at
+ * once for later requests (they would wait for it at most one RTT).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "order.h"
+#include "sim.h"
+
+#define BATCH 64
+
+static int
+bit_get (const uint64_t *map, uint64_t i)
+{
+  return (map[i / 64] >> (i % 64)) & 1;
+}
+
+static void
+bit_set (uint64_t *map, uint64_t i)
+{
+  map[i / 64] |= 1ULL << (i % 64);
+}
+
+static uint64_t *
+bitmap_new (uint64_t nbits)
+{
+  return calloc (nbits / 64 + 1, sizeof (uint64_t));
+}
+
+int
+sim_prepare (struct sim_scenario *s, const struct trace *history,
+             const struct trace *future, const struct sim_config *cfg,
+             char *err)
+{
+  const uint64_t bs = cfg->block_size;
+  uint64_t vh = trace_volume (history, bs), vf = trace_volume (future, bs);
+  uint64_t *seen = NULL;
+  size_t oracle_cap = future->n + 1;
+
+  memset (s, 0, sizeof *s);
+  s->cfg = *cfg;
+  s->future = future;
+  if (future->n < 2 ||
+      future->recs[future->n - 1].ts_us == future->recs[0].ts_us) {
+    snprintf (err, LEARNER_ERRLEN, "the future must span some time");
+    return -1;
+  }
+  s->t0_us = future->recs[0].ts_us;
+  s->duration_us = future->recs[future->n - 1].ts_us - s->t0_us;
+  s->nblocks = (vh > vf ? vh : vf) / bs;
+  s->blocks_to_copy = s->nblocks;
+  seen = bitmap_new (s->nblocks);
+  s->oracle = malloc (oracle_cap * sizeof *s->oracle);
+  if (!seen || !s->oracle)
+    goto oom;
+
+  /* The oracle: future blocks in order of first access. */
+  for (size_t i = 0; i < future->n; i++) {
+    uint64_t first, last;
+    if (!trace_rec_blocks (&future->recs[i], bs, &first, &last))
+      continue;
+    for (uint64_t b = first; b <= last; b++) {
+      if (bit_get (seen, b))
+        continue;
+      bit_set (seen, b);
+      if (s->noracle == oracle_cap) {
+        uint64_t *o = realloc (s->oracle, oracle_cap * 2 * sizeof *o);
+        if (!o)
+          goto oom;
+        s->oracle = o;
+        oracle_cap *= 2;
+      }
+      s->oracle[s->noracle++] = b;
+    }
+  }
+  if (cfg->sparse) {
+    /* Allocated = touched in the history or the future; `seen` already
+     * holds the future. */
+    for (size_t i = 0; i < history->n; i++) {
+      uint64_t first, last;
+      if (trace_rec_blocks (&history->recs[i], bs, &first, &last))
+        for (uint64_t b = first; b <= last; b++)
+          bit_set (seen, b);
+    }
+    s->allocated = seen;
+    seen = NULL;
+    s->blocks_to_copy = 0;
+    for (uint64_t w = 0; w <= s->nblocks / 64; w++)
+      s->blocks_to_copy += __builtin_popcountll (s->allocated[w]);
+  }
+  s->bandwidth = cfg->bandwidth > 0 ? cfg->bandwidth
+    : cfg->bandwidth_ratio * (double) s->blocks_to_copy * bs
+      / (s->duration_us / 1e6);
+  free (seen);
+  if (!(s->bandwidth > 0)) {
+    snprintf (err, LEARNER_ERRLEN, "bandwidth must be positive");
+    sim_scenario_free (s);
+    return -1;
+  }
+  return 0;
+ oom:
+  free (seen);
+  sim_scenario_free (s);
+  snprintf (err, LEARNER_ERRLEN, "out of memory");
+  return -1;
+}
+
+void
+sim_scenario_free (struct sim_scenario *s)
+{
+  free (s->allocated);
+  free (s->oracle);
+  memset (s, 0, sizeof *s);
+}
+
+double
+sim_gap_closed (uint64_t sequential, uint64_t oracle, uint64_t policy)
+{
+  if (sequential == oracle)
+    return NAN;
+  return ((double) sequential - (double) policy)
+         / ((double) sequential - (double) oracle);
+}
+
+/* One run's moving parts. */
+struct run {
+  const struct sim_scenario *s;
+  uint64_t *present;
+  uint64_t remaining;           /* blocks still to copy */
+  double link_free;             /* background copy's time cursor (s) */
+  double demand_free;           /* end of the last demand transfer (s) */
+  double xfer;                  /* seconds per block */
+  double full_at;               /* when remaining reached 0, or -1 */
+};
+
+static int
+is_present (void *ctx, uint64_t block)
+{
+  return bit_get (((struct run *) ctx)->present, block);
+}
+
+static void
+mark_present (struct run *r, uint64_t block, double now)
+{
+  if (bit_get (r->present, block))
+    return;
+  bit_set (r->present, block);
+  if (--r->remaining == 0)
+    r->full_at = now;
+}
+
+/* Let the background copy run until time NOW. */
+static void
+pull_until (struct run *r, struct order *o, double now)
+{
+  uint64_t blocks[BATCH];
+
+  while (r->remaining > 0 && r->link_free + r->xfer <= now) {
+    double room = (now - r->link_free) / r->xfer;
+    size_t want = room < BATCH ? (size_t) room : BATCH, n;
+
+    n = order_next (o, blocks, want, is_present, r);
+    if (n == 0)
+      break;                    /* policy none: the link idles */
+    for (size_t i = 0; i < n; i++) {
+      r->link_free += r->xfer;
+      mark_present (r, blocks[i], r->link_free);
+    }
+  }
+  if (r->link_free < now)
+    r->link_free = now;         /* an idle link saves nothing up */
+}
+
+static double
+now_us (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+int
+sim_run (const struct sim_scenario *s, const char *policy,
+         const struct model *model, struct sim_result *res, char *err)
+{
+  const uint64_t bs = s->cfg.block_size;
+  struct run r = { .s = s, .full_at = -1 };
+  struct order *o;
+  double observe_time = 0, window = s->duration_us / 1e6;
+  int next_point = 0, ret = -1;
+
+  memset (res, 0, sizeof *res);
+  snprintf (res->policy, sizeof res->policy, "%s", policy);
+  o = order_new (policy, model, s->nblocks, bs, err);
+  if (!o)
+    return -1;
+  if (strcmp (policy, "oracle") == 0 &&
+      order_seed (o, s->oracle, s->noracle) == -1) {
+    snprintf (err, LEARNER_ERRLEN, "out of memory");
+    goto out;
+  }
+  r.present = bitmap_new (s->nblocks);
+  if (!r.present) {
+    snprintf (err, LEARNER_ERRLEN, "out of memory");
+    goto out;
+  }
+  r.remaining = s->blocks_to_copy;
+  if (s->allocated)             /* holes: nothing to copy */
+    for (uint64_t w = 0; w <= s->nblocks / 64; w++)
+      r.present[w] = ~s->allocated[w];
+  r.xfer = bs / s->bandwidth;
+
+  for (size_t i = 0; i < s->future->n; i++) {
+    const struct trace_rec *q = &s->future->recs[i];
+    double t = (q->ts_us - s->t0_us) / 1e6, t_obs;
+    uint64_t first, last, absent = 0;
+
+    if (!trace_rec_blocks (q, bs, &first, &last))
+      continue;
+    pull_until (&r, o, t);
+    for (; next_point <= SIM_CURVE_POINTS &&
+           next_point * window / SIM_CURVE_POINTS <= t; next_point++)
+      res->curve[next_point] = (struct sim_point) {
+        .t = next_point * window / SIM_CURVE_POINTS,
+        .coverage = 1 - (double) r.remaining / s->blocks_to_copy,
+        .stalls = res->stalls,
+      };
+    res->requests++;
+    if (q->op == TRACE_READ) {
+      for (uint64_t b = first; b <= last; b++)
+        if (!bit_get (r.present, b)) {
+          absent++;
+          mark_present (&r, b, t);
+        }
+      if (absent) {
+        double start = fmax (t, r.demand_free);
+        r.demand_free = start + absent * r.xfer;
+        r.link_free += absent * r.xfer;
+        res->stalls++;
+        res->stall_seconds += r.demand_free + s->cfg.rtt_s - t;
+      }
+    }
+    else {
+      /* Only whole blocks become present without their old data. */
+      uint64_t lo = (q->offset + bs - 1) / bs;
+      uint64_t hi = (q->offset + q->length) / bs;
+      for (uint64_t b = lo; b < hi; b++)
+        mark_present (&r, b, t);
+    }
+    t_obs = now_us ();
+    order_observe (o, q->ts_us, first, last, q->op != TRACE_READ, absent == 0);
+    observe_time += now_us () - t_obs;
+  }
+  for (; next_point <= SIM_CURVE_POINTS; next_point++)
+    res->curve[next_point] = (struct sim_point) {
+      .t = next_point * window / SIM_CURVE_POINTS,
+      .coverage = 1 - (double) r.remaining / s->blocks_to_copy,
+      .stalls = res->stalls,
+    };
+  /* After the guest's last request nothing changes the order any more:
+   * the rest is copied back to back (never, for policy none). */
+  if (r.remaining > 0 && strcmp (policy, "none") != 0)
+    r.full_at = r.link_free + r.remaining * r.xfer;
+  res->time_to_full_copy = r.full_at;
+  res->stall_ratio = res->requests ? (double) res->stalls / res->requests : 0;
+  res->observe_us = res->requests ? observe_time / res->requests : 0;
+  ret = 0;
+ out:
+  free (r.present);
+  order_free (o);
+  return ret;
+}
