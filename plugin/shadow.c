@@ -23,8 +23,7 @@
  * refused with a clear message rather than silently ignored.
  */
 static const char *not_yet[] = {
-  "shadow-model", "shadow-redis", "shadow-id", "shadow-inflight",
-  "shadow-bandwidth", "shadow-timeout", "shadow-record", NULL
+  "shadow-model", "shadow-redis", "shadow-id", "shadow-record", NULL
 };
 
 static void
@@ -33,6 +32,7 @@ shadow_unload (void)
   free (shadow.shadow_file);
   free (shadow.state_file);
   free (shadow.stats_file);
+  upstream_unload ();
 }
 
 static int
@@ -65,43 +65,18 @@ parse_block_size (const char *value)
   return 0;
 }
 
-/* All fetches go through one background context of the nbd plugin.
- * Opened in its default (per-connection) mode from outside any client
- * connection, the plugin logs a spurious "no connection in this thread"
- * error; in shared mode it connects once, which is also exactly what a
- * single background context needs.  So ask for shared mode as soon as
- * the source's address is given (a later shared= of the user wins).
- */
-static int
-pass_to_plugin (nbdkit_next_config *next, nbdkit_backend *nxdata,
-                const char *key, const char *value)
-{
-  static const char *address_keys[] = {
-    "uri", "socket", "hostname", "vsock", "command", "socket-fd", NULL
-  };
-  static bool shared_set;
-
-  for (const char **k = address_keys; *k && !shared_set; k++)
-    if (strcmp (key, *k) == 0) {
-      shared_set = true;
-      if (next (nxdata, "shared", "true") == -1)
-        return -1;
-    }
-  return next (nxdata, key, value);
-}
-
 static int
 shadow_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
                const char *key, const char *value)
 {
   /* The upstream side takes its own shadow-* parameters and notes the
-   * plugin's (the source's address, TLS).
+   * plugin's (the source's address, TLS), which the plugin checks too.
    */
   int r = upstream_config (key, value);
   if (r != 0)
     return r == 1 ? 0 : -1;
   if (strncmp (key, "shadow-", 7) != 0)
-    return pass_to_plugin (next, nxdata, key, value);
+    return next (nxdata, key, value);
 
   if (strcmp (key, "shadow-file") == 0)
     return set_path (&shadow.shadow_file, key, value);
@@ -112,13 +87,15 @@ shadow_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
   if (strcmp (key, "shadow-block-size") == 0)
     return parse_block_size (value);
   if (strcmp (key, "shadow-policy") == 0) {
-    if (strcmp (value, "none") != 0) {
-      nbdkit_error ("shadow-policy: %s is not available in this build "
-                    "(known: none)", value);
-      return -1;
-    }
-    shadow.policy = "none";
-    return 0;
+    static const char *policies[] = { "sequential", "none", NULL };
+    for (const char **p = policies; *p; p++)
+      if (strcmp (value, *p) == 0) {
+        shadow.policy = *p;
+        return 0;
+      }
+    nbdkit_error ("shadow-policy: %s is not available in this build "
+                  "(known: sequential, none)", value);
+    return -1;
   }
   for (const char **k = not_yet; *k; k++)
     if (strcmp (key, *k) == 0) {
@@ -150,8 +127,9 @@ shadow_config_complete (nbdkit_next_config_complete *next,
     shadow.block_size = SHADOW_DEFAULT_BLOCK_SIZE;
     shadow.block_shift = __builtin_ctz (SHADOW_DEFAULT_BLOCK_SIZE);
   }
+  /* A migration copies in the background unless told otherwise. */
   if (shadow.policy == NULL)
-    shadow.policy = "none";
+    shadow.policy = "sequential";
   return next (nxdata);
 }
 
@@ -160,7 +138,11 @@ shadow_config_complete (nbdkit_next_config_complete *next,
   "shadow-state=<FILE>     Which blocks are local (default FILE.state).\n" \
   "shadow-block-size=<N>   Block size, power of two 4K..4M (default 64K).\n" \
   "shadow-stats=<FILE>     Rewrite FILE with JSON statistics every second.\n" \
-  "shadow-policy=none      Background copy order (only demand fetch yet)."
+  "shadow-policy=sequential|none  Background copy order, or none (demand only).\n" \
+  "shadow-inflight=<N>     Most background reads in flight (default 64).\n" \
+  "shadow-connections=<N>  Background connections if multi-conn (default 2).\n" \
+  "shadow-bandwidth=<N>    Cap on background reads, bytes/s (default none).\n" \
+  "shadow-timeout=<SECS>   A guest read fails after waiting this long (30)."
 
 /* Files are checked before the fork so that bad ones stop nbdkit with a
  * clear error before it daemonizes.
@@ -214,6 +196,7 @@ shadow_after_fork (nbdkit_backend *backend)
            source_fingerprint (size, fingerprint) == -1 ||
            statefile_create (size, fingerprint) == -1)
     return -1;
+  upstream_start ();
   return stats_start ();
 }
 
@@ -223,10 +206,10 @@ shadow_cleanup (nbdkit_backend *backend)
   int err;
 
   stats_stop ();
+  upstream_close ();            /* no pull lands after the checkpoint */
   if (shadow.present)
     statefile_checkpoint (&err);
   stats_write_file ();
-  upstream_close ();
   statefile_close ();
   if (shadow.shadow_fd >= 0)
     close (shadow.shadow_fd);

@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <pthread.h>
 
 #define SHADOW_SECTOR 512
@@ -168,10 +169,13 @@ extern void statefile_close (void);
 
 /* upstream.c */
 extern int upstream_config (const char *key, const char *value);
+extern void upstream_unload (void);
 extern int upstream_open (void *backend, uint64_t *disk_size);
+extern void upstream_start (void);
 extern void upstream_close (void);
 extern int upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err);
 extern int upstream_extents (uint32_t count, uint64_t offset, void *extents, int *err);
+extern void upstream_stats (FILE *fp);
 extern void upstream_switchover_check (void);
 
 /* stats.c */

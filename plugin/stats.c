@@ -44,7 +44,7 @@ stats_write_file (void)
            ", \"hits\": %" PRIu64 ", \"stalls\": %" PRIu64
            ", \"stall_us\": %" PRIu64 ", \"write_stalls\": %" PRIu64
            ", \"bytes_fetched\": %" PRIu64 ", \"bytes_pulled\": %" PRIu64
-           ", \"fetch_errors\": %" PRIu64 "}\n",
+           ", \"fetch_errors\": %" PRIu64,
            shadow.complete ? "complete" : "copying", shadow.policy,
            shadow.disk_size, shadow.block_size, shadow.nblocks,
            LOAD (shadow.present_count), LOAD (shadow.npartial),
@@ -52,6 +52,8 @@ stats_write_file (void)
            LOAD (shadow.stats.stall_us), LOAD (shadow.stats.write_stalls),
            LOAD (shadow.stats.bytes_fetched), LOAD (shadow.stats.bytes_pulled),
            LOAD (shadow.stats.fetch_errors));
+  upstream_stats (fp);
+  fputs ("}\n", fp);
   if (fclose (fp) == EOF || rename (tmp, shadow.stats_file) == -1)
     nbdkit_debug ("stats: %s: %m", shadow.stats_file);
 }

@@ -1,68 +1,253 @@
-/* The connection to the source, shared by all clients, and switchover.
+/* The filter's side of the source: parameters, the shadowing engine,
+ * switchover.
  *
- * Client connections never get an upstream connection of their own
- * (.open does not call next): all reads from the source go through one
- * background context opened after the fork.  So once every block is
- * PRESENT the context can be closed, the source can disappear, and new
- * clients (a rebooting VM, qemu-img check) are served from the shadow
- * alone.  The nbd plugin pipelines concurrent callers on the context.
+ * All reads from the source, demand fetches as well as background
+ * pulls, go through the engine (proxy/engine.c) and its own libnbd
+ * connections, so reconnecting and timeouts cover both.  The nbd plugin
+ * below the filter is configured (it checks the address parameters) but
+ * never opened: client connections have no upstream connection of their
+ * own (.open does not call next).  So once every block is PRESENT the
+ * engine is stopped, the source can disappear, and new clients (a
+ * rebooting VM, qemu-img check) are served from the shadow alone.
  */
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <nbdkit-filter.h>
 
 #include "shadow.h"
+#include "engine.h"
 
-static nbdkit_next *next;
-/* Readers of `next` hold it shared; switchover takes it exclusively to
- * close the context once nobody is using it.
+#define DEFAULT_INFLIGHT 64
+#define MAX_INFLIGHT 1024
+#define DEFAULT_CONNECTIONS 2
+#define MAX_CONNECTIONS 15
+#define DEFAULT_TIMEOUT_MS 30000
+
+/* Parameter strings, owned here (nbdkit's last only during .config). */
+static char *uri, *socket_path, *hostname, *port, *export, *tls_certificates,
+  *tls_username, *tls_psk;
+
+static struct engine_source source = { .tls_verify = -1 };
+static struct engine_params params = {
+  .inflight = DEFAULT_INFLIGHT,
+  .connections = DEFAULT_CONNECTIONS,
+  .timeout_ms = DEFAULT_TIMEOUT_MS,
+};
+
+static struct engine *engine;
+/* Callers into the engine hold it shared; closing takes it exclusively
+ * so that the engine is freed only when nobody uses it.
  */
-static pthread_rwlock_t next_lock = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_rwlock_t engine_lock = PTHREAD_RWLOCK_INITIALIZER;
 
-/* Parameters of the upstream side.  Returns 1 when the key is ours and
- * taken, 0 when it is not ours (it may still be noted: the source's
- * address keys go on to the plugin too), -1 on a bad value.
+static int
+keep (char **field, const char *value, bool is_path)
+{
+  free (*field);
+  *field = is_path ? nbdkit_absolute_path (value) : strdup (value);
+  if (*field == NULL) {
+    if (!is_path)
+      nbdkit_error ("strdup: %m");
+    return -1;
+  }
+  return 0;
+}
+
+static int
+parse_count (const char *key, const char *value, unsigned min, unsigned max,
+             unsigned *out)
+{
+  if (nbdkit_parse_unsigned (key, value, out) == -1)
+    return -1;
+  if (*out < min || *out > max) {
+    nbdkit_error ("%s: %s is not between %u and %u", key, value, min, max);
+    return -1;
+  }
+  return 0;
+}
+
+/* A duration in seconds, fractions allowed ("30", "0.5"). */
+static int
+parse_seconds (const char *key, const char *value, unsigned *ms)
+{
+  char *end;
+  double s;
+
+  errno = 0;
+  s = strtod (value, &end);
+  if (errno || end == value || *end || s <= 0 || s > 86400) {
+    nbdkit_error ("%s: %s is not a number of seconds (0 < N <= 86400)",
+                  key, value);
+    return -1;
+  }
+  *ms = s * 1000 < 1 ? 1 : (unsigned) (s * 1000);
+  return 0;
+}
+
+static int
+parse_tls (const char *value)
+{
+  int b;
+  if (strcmp (value, "require") == 0) {
+    source.tls = ENGINE_TLS_REQUIRE;
+    return 0;
+  }
+  if ((b = nbdkit_parse_bool (value)) == -1)
+    return -1;
+  source.tls = b ? ENGINE_TLS_ON : ENGINE_TLS_OFF;
+  return 0;
+}
+
+/* Returns 1 when the key is ours and taken, 0 when it is not ours (the
+ * source's address and TLS keys are noted, then go on to the plugin
+ * too), -1 on a bad value.
  */
 int
 upstream_config (const char *key, const char *value)
 {
-  return 0;
+  int64_t n;
+  int r = 0;
+
+  if (strcmp (key, "uri") == 0)
+    r = keep (&uri, value, false);
+  else if (strcmp (key, "socket") == 0)
+    r = keep (&socket_path, value, true);
+  else if (strcmp (key, "hostname") == 0)
+    r = keep (&hostname, value, false);
+  else if (strcmp (key, "port") == 0)
+    r = keep (&port, value, false);
+  else if (strcmp (key, "export") == 0)
+    r = keep (&export, value, false);
+  else if (strcmp (key, "tls") == 0)
+    r = parse_tls (value);
+  else if (strcmp (key, "tls-certificates") == 0)
+    r = keep (&tls_certificates, value, true);
+  else if (strcmp (key, "tls-verify") == 0)
+    r = (source.tls_verify = nbdkit_parse_bool (value)) == -1 ? -1 : 0;
+  else if (strcmp (key, "tls-username") == 0)
+    r = keep (&tls_username, value, false);
+  else if (strcmp (key, "tls-psk") == 0)
+    r = keep (&tls_psk, value, true);
+  else if (strcmp (key, "vsock") == 0 || strcmp (key, "command") == 0 ||
+           strcmp (key, "socket-fd") == 0) {
+    nbdkit_error ("%s: the shadow filter reaches the source by uri, socket "
+                  "or hostname only", key);
+    return -1;
+  }
+  else if (strcmp (key, "shadow-inflight") == 0)
+    return parse_count (key, value, 1, MAX_INFLIGHT, &params.inflight) ? -1 : 1;
+  else if (strcmp (key, "shadow-connections") == 0)
+    return parse_count (key, value, 1, MAX_CONNECTIONS, &params.connections)
+      ? -1 : 1;
+  else if (strcmp (key, "shadow-bandwidth") == 0) {
+    if ((n = nbdkit_parse_size (value)) == -1)
+      return -1;
+    params.bandwidth = n;
+    return 1;
+  }
+  else if (strcmp (key, "shadow-timeout") == 0)
+    return parse_seconds (key, value, &params.timeout_ms) ? -1 : 1;
+  return r;
 }
 
-/* Open the shared context and learn the disk's size. */
+void
+upstream_unload (void)
+{
+  free (uri);
+  free (socket_path);
+  free (hostname);
+  free (port);
+  free (export);
+  free (tls_certificates);
+  free (tls_username);
+  free (tls_psk);
+}
+
+/* What the engine does with blocks: the block map's rules. */
+
+static void *
+begin_pull (void *opaque, uint64_t b)
+{
+  return blockmap_begin_pull (b);
+}
+
+static void
+end_pull (void *opaque, void *token, const void *data, int error)
+{
+  blockmap_end_pull (token, data, error);
+}
+
+static bool
+is_present (void *opaque, uint64_t b)
+{
+  return block_is_present (b);
+}
+
+static void
+log_message (void *opaque, bool error, const char *msg)
+{
+  if (error)
+    nbdkit_error ("shadow: %s", msg);
+  else
+    nbdkit_debug ("shadow: %s", msg);
+}
+
+static const struct engine_ops ops = {
+  .begin_pull = begin_pull,
+  .end_pull = end_pull,
+  .is_present = is_present,
+  .log = log_message,
+};
+
+/* Connect to the source and learn the disk's size.  The backend (the
+ * nbd plugin) is not used: the engine has its own connections.
+ */
 int
 upstream_open (void *backend, uint64_t *disk_size)
 {
-  int64_t size;
+  source.uri = uri;
+  source.socket = socket_path;
+  source.hostname = hostname;
+  source.port = port;
+  source.export = export;
+  source.tls_certificates = tls_certificates;
+  source.tls_username = tls_username;
+  source.tls_psk = tls_psk;
+  params.block_size = shadow.block_size;
+  engine = engine_open (&source, &params, &ops, disk_size);
+  return engine ? 0 : -1;
+}
 
-  next = nbdkit_next_context_open (backend, 1, "", 1);
-  if (next == NULL) {
-    nbdkit_error ("shadow: cannot open the source");
-    return -1;
-  }
-  if (next->prepare (next) == -1 || (size = next->get_size (next)) == -1) {
-    nbdkit_error ("shadow: cannot connect to the source");
-    upstream_close ();
-    return -1;
-  }
-  *disk_size = size;
-  return 0;
+/* The block map is ready: start the background copy unless the policy
+ * is demand only.
+ */
+void
+upstream_start (void)
+{
+  if (engine && strcmp (shadow.policy, "none") != 0)
+    engine_start_pulls (engine, NULL);
 }
 
 void
 upstream_close (void)
 {
-  pthread_rwlock_wrlock (&next_lock);
-  if (next) {
-    next->finalize (next);
-    nbdkit_next_context_close (next);
-    next = NULL;
+  pthread_rwlock_rdlock (&engine_lock);
+  if (engine)
+    engine_stop (engine);       /* callers waiting in the engine return */
+  pthread_rwlock_unlock (&engine_lock);
+
+  pthread_rwlock_wrlock (&engine_lock);
+  if (engine) {
+    engine_free (engine);
+    engine = NULL;
     nbdkit_debug ("upstream closed");
   }
-  pthread_rwlock_unlock (&next_lock);
+  pthread_rwlock_unlock (&engine_lock);
 }
 
 int
@@ -70,54 +255,62 @@ upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err)
 {
   int r;
 
-  pthread_rwlock_rdlock (&next_lock);
-  if (next == NULL) {
+  pthread_rwlock_rdlock (&engine_lock);
+  if (engine == NULL) {
     *err = EIO;
     nbdkit_error ("shadow: the source is detached");
     r = -1;
   }
   else
-    r = next->pread (next, buf, count, offset, 0, err);
-  pthread_rwlock_unlock (&next_lock);
+    r = engine_pread (engine, buf, count, offset, err);
+  pthread_rwlock_unlock (&engine_lock);
   return r;
 }
 
-/* Ask the source which parts of a range not yet fetched are holes.
- * Adds extents to `out` (a struct nbdkit_extents *) for the whole range;
- * where the source cannot say, the range is data.
+static int
+add_extent (void *extents, uint64_t offset, uint64_t length, bool zero)
+{
+  return nbdkit_add_extent (extents, offset, length,
+                            zero ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO : 0);
+}
+
+/* Which parts of a range not yet local are holes on the source: from
+ * the engine's map of the source's allocation.  Adds extents to `out`
+ * (a struct nbdkit_extents *) for the whole range; where the source
+ * cannot say, the range is data.
  */
 int
 upstream_extents (uint32_t count, uint64_t offset, void *out, int *err)
 {
-  struct nbdkit_extents *theirs = NULL;
-  uint64_t end = offset + count;
-  int r = -1;
+  int r;
 
-  pthread_rwlock_rdlock (&next_lock);
-  if (next && next->can_extents (next) == 1 &&
-      (theirs = nbdkit_extents_new (offset, end)) != NULL &&
-      next->extents (next, count, offset, 0, theirs, err) == 0) {
-    uint64_t pos = offset;
-    for (size_t i = 0; i < nbdkit_extents_count (theirs) && pos < end; i++) {
-      struct nbdkit_extent e = nbdkit_get_extent (theirs, i);
-      uint64_t e_end = e.offset + e.length < end ? e.offset + e.length : end;
-      if (e_end <= pos)
-        continue;
-      if (nbdkit_add_extent (out, pos, e_end - pos, e.type) == -1)
-        goto out;
-      pos = e_end;
-    }
-    r = pos < end ? nbdkit_add_extent (out, pos, end - pos, 0) : 0;
-  }
-  else
-    r = nbdkit_add_extent (out, offset, count, 0);
- out:
-  pthread_rwlock_unlock (&next_lock);
-  if (theirs)
-    nbdkit_extents_free (theirs);
-  if (r == -1)
-    *err = errno ? errno : EIO;
+  pthread_rwlock_rdlock (&engine_lock);
+  if (engine)
+    r = engine_extents (engine, offset, count, add_extent, out, err);
+  else if ((r = add_extent (out, offset, count, false)) == -1)
+    *err = errno;
+  pthread_rwlock_unlock (&engine_lock);
   return r;
+}
+
+/* Extra fields of the stats file, each preceded by ", ". */
+void
+upstream_stats (FILE *fp)
+{
+  struct engine_stats st = { 0 };
+  const char *state = "detached";
+
+  pthread_rwlock_rdlock (&engine_lock);
+  if (engine) {
+    engine_get_stats (engine, &st);
+    state = st.connected ? "connected" : "disconnected";
+  }
+  pthread_rwlock_unlock (&engine_lock);
+  fprintf (fp, ", \"source\": \"%s\", \"reconnects\": %" PRIu64
+           ", \"hole_blocks\": %" PRIu64 ", \"pull_window\": %" PRIu64
+           ", \"min_rtt_us\": %" PRIu64,
+           state, st.reconnects, st.hole_blocks, st.window_bytes,
+           st.min_rtt_us == UINT64_MAX ? 0 : st.min_rtt_us);
 }
 
 /* Called by the stats thread: once every block is PRESENT, persist that
@@ -131,9 +324,9 @@ upstream_switchover_check (void)
 
   if (!shadow.complete)
     return;
-  pthread_rwlock_rdlock (&next_lock);
-  open = next != NULL;
-  pthread_rwlock_unlock (&next_lock);
+  pthread_rwlock_rdlock (&engine_lock);
+  open = engine != NULL;
+  pthread_rwlock_unlock (&engine_lock);
   if (!open)
     return;
   if (statefile_checkpoint (&err) == -1)

@@ -23,7 +23,7 @@ check_copy ()
     bytes=$((${bs%K} * 1024))
     echo "== $src, block size $bs ($size bytes)"
 
-    start_shadow $name $src shadow-block-size=$bs
+    start_shadow $name $src shadow-block-size=$bs shadow-policy=none
     nbdcopy "$(uri $name)" "$tmpdir/out.img"
     cmp "$ref" "$tmpdir/out.img"
     wait_json "$tmpdir/$name.json" state complete
@@ -43,7 +43,7 @@ check_copy ()
 
     # qemu-img on a fresh shadow (it rounds the size up to 512 bytes
     # and pads with zeroes: compare the real bytes with cmp -n).
-    start_shadow ${name}_q $src shadow-block-size=$bs
+    start_shadow ${name}_q $src shadow-block-size=$bs shadow-policy=none
     qemu-img convert -f raw -O raw "$(uri ${name}_q)" "$tmpdir/out.img"
     cmp -n $size "$ref" "$tmpdir/out.img"
     qemu-img compare -f raw -F raw "$ref" "$tmpdir/out.img"

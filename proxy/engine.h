@@ -1,0 +1,134 @@
+/* The shadowing engine: pulls a disk from an NBD source into a shadow.
+ *
+ * A background thread runs a libev loop driving libnbd's asynchronous
+ * API over one or more connections to the source.  It serves two kinds
+ * of work, in this priority:
+ *
+ *   demand   reads a guest is waiting for (engine_pread, any thread);
+ *            they go first, on a connection of their own when the
+ *            source allows several (else ahead of every queued pull);
+ *   pulls    the background copy, block by block, in the order given by
+ *            a replaceable engine_order (the predictor), then a sweep of
+ *            whatever is left.
+ *
+ * Pulls are paced: the number of bytes in flight adapts to the link
+ * (delay-based, like TCP Vegas) so that a demand read never waits behind
+ * a flooded link, and an optional cap limits their bandwidth.  Holes of
+ * the source (NBD base:allocation) are never transferred.  When the
+ * source drops, the engine reconnects with backoff; demand reads fail
+ * only when their timeout expires.
+ *
+ * The engine knows nothing of nbdkit: where pulled blocks go is up to
+ * the owner's callbacks (the shadow filter, a simulator, a test).
+ */
+
+#ifndef NBDSHADOW_ENGINE_H
+#define NBDSHADOW_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct engine;
+
+/* Where the source is and how to talk to it.  The fields mean what the
+ * same-named parameters of nbdkit-nbd-plugin(1) mean; NULL = not given.
+ * Exactly one of uri, socket, hostname must be set.  The strings must
+ * outlive the engine.
+ */
+enum engine_tls { ENGINE_TLS_DEFAULT, ENGINE_TLS_OFF, ENGINE_TLS_ON,
+                  ENGINE_TLS_REQUIRE };
+
+struct engine_source {
+  const char *uri;
+  const char *socket;
+  const char *hostname;
+  const char *port;               /* default 10809 */
+  const char *export;
+  enum engine_tls tls;
+  const char *tls_certificates;   /* directory */
+  int tls_verify;                 /* -1: libnbd's default */
+  const char *tls_username;
+  const char *tls_psk;            /* PSK file */
+};
+
+struct engine_params {
+  uint32_t block_size;            /* unit of pulls and of the allocation map */
+  unsigned inflight;              /* most pull requests in flight */
+  unsigned connections;           /* pull connections, if multi-conn */
+  uint64_t bandwidth;             /* cap on pulls, bytes/s; 0: none */
+  unsigned timeout_ms;            /* a demand read fails after this */
+};
+
+/* What the engine does with blocks.  All called on the engine thread. */
+struct engine_ops {
+  void *opaque;
+  /* Take ownership of pulling block b: a token, or NULL if the block is
+   * already local or someone else is fetching it.
+   */
+  void *(*begin_pull) (void *opaque, uint64_t b);
+  /* The pull of a token ended: data (the block's bytes), NULL for a hole
+   * (zeros), or error != 0 (the block must stay pullable).
+   */
+  void (*end_pull) (void *opaque, void *token, const void *data, int error);
+  /* Cheap check used to skip local blocks (may be called often). */
+  bool (*is_present) (void *opaque, uint64_t b);
+  /* Messages; error is true for what the user should see. */
+  void (*log) (void *opaque, bool error, const char *msg);
+};
+
+/* A pull order: the blocks worth pulling next, best first.  Called on
+ * the engine thread only; it may return blocks already local (they are
+ * skipped).  next returns false when it has nothing more to suggest:
+ * the engine then sweeps the rest in ascending order.
+ */
+struct engine_order {
+  bool (*next) (struct engine_order *self, uint64_t *b);
+  void (*free) (struct engine_order *self);
+};
+
+struct engine_stats {
+  bool connected;                 /* a connection to the source is up */
+  uint64_t reconnects;            /* connections re-established */
+  uint64_t hole_blocks;           /* pulled as holes, nothing transferred */
+  uint64_t window_bytes;          /* current pull window */
+  uint64_t min_rtt_us;            /* smallest pull latency seen lately */
+};
+
+/* Connect to the source (synchronously, in the calling thread) and
+ * start the engine thread.  Returns NULL after logging why.  No pulls
+ * happen until engine_start_pulls.
+ */
+extern struct engine *engine_open (const struct engine_source *src,
+                                   const struct engine_params *params,
+                                   const struct engine_ops *ops,
+                                   uint64_t *size);
+/* Start the background copy: in order's order (NULL: a plain sweep).
+ * The engine owns order.
+ */
+extern void engine_start_pulls (struct engine *e, struct engine_order *order);
+/* Replace the pull order while the copy runs (any thread). */
+extern void engine_set_order (struct engine *e, struct engine_order *order);
+/* Read from the source at demand priority (any thread; blocks).  Waits
+ * through reconnections; fails with EIO after the timeout, or at once
+ * after engine_stop.
+ */
+extern int engine_pread (struct engine *e, void *buf, uint32_t count,
+                         uint64_t offset, int *err);
+/* Describe [offset, offset+count) as runs of data and zeros, as far as
+ * the source's allocation is known (asking it if needed).  Unknown is
+ * data.
+ */
+typedef int (*engine_extent_fn) (void *opaque, uint64_t offset,
+                                 uint64_t length, bool zero);
+extern int engine_extents (struct engine *e, uint64_t offset, uint64_t count,
+                           engine_extent_fn fn, void *opaque, int *err);
+extern void engine_get_stats (struct engine *e, struct engine_stats *st);
+/* Stop the thread and close the connections; pending and later demand
+ * reads fail.  Idempotent, any thread.  engine_free after that, when no
+ * other thread can still call in.
+ */
+extern void engine_stop (struct engine *e);
+extern void engine_free (struct engine *e);
+
+#endif /* NBDSHADOW_ENGINE_H */

@@ -1,0 +1,128 @@
+/* Pacing of background pulls (see pacer.h for the idea). */
+
+#include <stdint.h>
+
+#include "pacer.h"
+
+/* The smallest round trip is forgotten after two epochs. */
+#define EPOCH_US (10 * 1000000)
+/* Queueing below this is noise on a fast link and harms nobody. */
+#define HARMLESS_QUEUE_US 500
+/* Target queue: between ALPHA and BETA requests waiting on the link. */
+#define ALPHA 1
+#define BETA 2
+/* A request carries about this much of the link's time. */
+#define REQUEST_US 1000
+
+void
+pacer_init (struct pacer *p, uint64_t min_window, uint64_t max_window,
+            uint64_t max_request, uint64_t cap, uint64_t now_us)
+{
+  *p = (struct pacer) {
+    .window = min_window * 2 < max_window ? min_window * 2 : max_window,
+    .min_window = min_window,
+    .max_window = max_window,
+    .max_request = max_request,
+    .min_rtt_us = UINT64_MAX,
+    .epoch_min_rtt_us = UINT64_MAX,
+    .prev_min_rtt_us = UINT64_MAX,
+    .epoch_start_us = now_us,
+    .round_start_us = now_us,
+    .cap = cap,
+    .tokens = cap ? (double) max_request : 0,
+    .tokens_us = now_us,
+  };
+}
+
+uint64_t
+pacer_sent (struct pacer *p, uint64_t bytes, uint64_t now_us)
+{
+  if (p->cap)
+    p->tokens -= bytes;
+  return p->next_seq++;
+}
+
+static void
+end_round (struct pacer *p, uint64_t now_us)
+{
+  uint64_t avg = p->round_rtt_sum_us / p->round_acks;
+  uint64_t queue_us = avg > p->min_rtt_us ? avg - p->min_rtt_us : 0;
+  /* Bytes waiting on the link: the part of the window that the extra
+   * delay accounts for.
+   */
+  uint64_t queued = avg ? p->window * queue_us / avg : 0;
+  uint64_t req = pacer_request_size (p, p->min_window);
+  uint64_t elapsed = now_us - p->round_start_us;
+
+  if (elapsed > 0) {
+    double rate = p->round_bytes * 1e6 / elapsed;
+    p->rate = p->rate ? 0.75 * p->rate + 0.25 * rate : rate;
+  }
+
+  if (queued < ALPHA * req || queue_us < HARMLESS_QUEUE_US) {
+    uint64_t step = p->window / 4 > req ? p->window / 4 : req;
+    p->window += step;
+  }
+  else if (queued > BETA * req && p->window > req)
+    p->window -= req;
+  if (p->window < p->min_window)
+    p->window = p->min_window;
+  if (p->window > p->max_window)
+    p->window = p->max_window;
+
+  p->round_seq = p->next_seq;
+  p->round_start_us = now_us;
+  p->round_rtt_sum_us = p->round_acks = p->round_bytes = 0;
+}
+
+void
+pacer_ack (struct pacer *p, uint64_t seq, uint64_t bytes, uint64_t rtt_us,
+           uint64_t now_us)
+{
+  if (now_us - p->epoch_start_us > EPOCH_US) {
+    p->prev_min_rtt_us = p->epoch_min_rtt_us;
+    p->epoch_min_rtt_us = UINT64_MAX;
+    p->epoch_start_us = now_us;
+  }
+  if (rtt_us < p->epoch_min_rtt_us)
+    p->epoch_min_rtt_us = rtt_us;
+  p->min_rtt_us = p->epoch_min_rtt_us < p->prev_min_rtt_us
+    ? p->epoch_min_rtt_us : p->prev_min_rtt_us;
+
+  p->round_rtt_sum_us += rtt_us;
+  p->round_acks++;
+  p->round_bytes += bytes;
+  if (seq >= p->round_seq)
+    end_round (p, now_us);
+}
+
+uint64_t
+pacer_request_size (const struct pacer *p, uint64_t min)
+{
+  uint64_t size = (uint64_t) (p->rate * REQUEST_US / 1e6);
+  if (p->cap && size > p->cap * REQUEST_US / 1000000)
+    size = p->cap * REQUEST_US / 1000000;
+  if (size > p->max_request)
+    size = p->max_request;
+  return size > min ? size : min;
+}
+
+uint64_t
+pacer_cap_wait_us (struct pacer *p, uint64_t now_us)
+{
+  double burst;
+
+  if (p->cap == 0)
+    return 0;
+  /* Refill, but never beyond a tenth of a second's worth (or one
+   * request): an idle spell does not buy a burst later.
+   */
+  burst = p->cap / 10.0 > p->max_request ? p->cap / 10.0 : p->max_request;
+  p->tokens += (now_us - p->tokens_us) * (double) p->cap / 1e6;
+  p->tokens_us = now_us;
+  if (p->tokens > burst)
+    p->tokens = burst;
+  if (p->tokens > 0)
+    return 0;
+  return (uint64_t) (-p->tokens * 1e6 / p->cap) + 1;
+}

@@ -1,0 +1,55 @@
+/* Pacing of background pulls: how many bytes may be in flight, how big
+ * one request should be, and the optional bandwidth cap.
+ *
+ * The window follows the delay the link adds (TCP Vegas): a round trip
+ * longer than the smallest one seen means requests queue somewhere on
+ * the way, and a demand read sent now would queue behind them.  So the
+ * window grows while (almost) nothing queues and shrinks when more than
+ * about two requests do, settling near the bandwidth-delay product.
+ * Plain arithmetic on timestamps: no I/O, no locking, no libev.
+ */
+
+#ifndef NBDSHADOW_PACER_H
+#define NBDSHADOW_PACER_H
+
+#include <stdint.h>
+
+struct pacer {
+  uint64_t window;              /* bytes allowed in flight */
+  uint64_t min_window, max_window;
+  uint64_t max_request;
+
+  /* Smallest round trip: the minimum over this epoch and the last one,
+   * so that it follows a path that got slower.
+   */
+  uint64_t min_rtt_us, epoch_min_rtt_us, prev_min_rtt_us, epoch_start_us;
+
+  /* A round lasts until a request sent after it began is answered:
+   * one window's worth of round trips.
+   */
+  uint64_t next_seq, round_seq, round_start_us;
+  uint64_t round_rtt_sum_us, round_acks, round_bytes;
+  double rate;                  /* delivered bytes/s, smoothed */
+
+  /* Bandwidth cap (token bucket); cap 0 means none. */
+  uint64_t cap;
+  double tokens;
+  uint64_t tokens_us;
+};
+
+extern void pacer_init (struct pacer *p, uint64_t min_window,
+                        uint64_t max_window, uint64_t max_request,
+                        uint64_t cap, uint64_t now_us);
+/* A request is being sent: its sequence number, for pacer_ack. */
+extern uint64_t pacer_sent (struct pacer *p, uint64_t bytes, uint64_t now_us);
+/* A request was answered after rtt_us. */
+extern void pacer_ack (struct pacer *p, uint64_t seq, uint64_t bytes,
+                       uint64_t rtt_us, uint64_t now_us);
+/* How big the next request should be: about a millisecond of the link,
+ * at least min (one block), at most max_request.
+ */
+extern uint64_t pacer_request_size (const struct pacer *p, uint64_t min);
+/* Microseconds to wait before the cap allows another request; 0: now. */
+extern uint64_t pacer_cap_wait_us (struct pacer *p, uint64_t now_us);
+
+#endif /* NBDSHADOW_PACER_H */

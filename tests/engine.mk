@@ -1,0 +1,12 @@
+# Shadowing engine tests (proxy/ and its glue in plugin/upstream.c).
+
+ENGINE_TESTS = \
+	test-engine-copy.sh
+
+# Small enough to run under valgrind too.
+ENGINE_VALGRIND_TESTS =
+
+TESTS += $(ENGINE_TESTS)
+VALGRIND_TESTS += $(ENGINE_VALGRIND_TESTS)
+EXTRA_DIST += $(ENGINE_TESTS) bench/bench-engine-copy.sh \
+	bench/bench-engine-latency.sh
