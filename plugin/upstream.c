@@ -40,6 +40,8 @@ static struct engine_params params = {
 };
 
 static struct engine *engine;
+/* The engine's counters as they were at switchover. */
+static struct engine_stats final_stats;
 /* Callers into the engine hold it shared; closing takes it exclusively
  * so that the engine is freed only when nobody uses it.
  */
@@ -243,6 +245,7 @@ upstream_close (void)
 
   pthread_rwlock_wrlock (&engine_lock);
   if (engine) {
+    engine_get_stats (engine, &final_stats);
     engine_free (engine);
     engine = NULL;
     nbdkit_debug ("upstream closed");
@@ -297,7 +300,7 @@ upstream_extents (uint32_t count, uint64_t offset, void *out, int *err)
 void
 upstream_stats (FILE *fp)
 {
-  struct engine_stats st = { 0 };
+  struct engine_stats st = final_stats;
   const char *state = "detached";
 
   pthread_rwlock_rdlock (&engine_lock);

@@ -506,7 +506,7 @@ conn_up (struct conn *c)
   c->backoff_ms = BACKOFF_MIN_MS;
   if (c->was_up) {
     atomic_fetch_add_explicit (&e->reconnects, 1, memory_order_relaxed);
-    say (e, true, "connection %u to the source is back", c->index);
+    say (e, false, "connection %u to the source is back", c->index);
   }
   c->was_up = true;
   update_connected (e);

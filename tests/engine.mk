@@ -1,10 +1,15 @@
 # Shadowing engine tests (proxy/ and its glue in plugin/upstream.c).
 
 ENGINE_TESTS = \
-	test-engine-copy.sh
+	test-engine-copy.sh \
+	test-engine-reconnect.sh \
+	test-engine-tls.sh \
+	test-engine-sparse.sh
 
 # Small enough to run under valgrind too.
-ENGINE_VALGRIND_TESTS =
+ENGINE_VALGRIND_TESTS = \
+	test-engine-reconnect.sh \
+	test-engine-tls.sh
 
 TESTS += $(ENGINE_TESTS)
 VALGRIND_TESTS += $(ENGINE_VALGRIND_TESTS)
