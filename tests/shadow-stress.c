@@ -30,6 +30,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -60,6 +61,7 @@ static enum { VERIFY_NONE, VERIFY_WRITTEN, VERIFY_ALL } verify_mode;
 static bool allow_disconnect;
 static bool final_verify;
 static const char *ready_path;
+static unsigned timeout_secs;
 static bool verbose;
 
 /* ---- the reference model ---- */
@@ -235,7 +237,9 @@ check_read (const char *what, uint64_t off, uint64_t len, const uint8_t *buf)
 static void
 io_error (struct nbd_handle *h, const char *what, uint64_t off, uint64_t len)
 {
-  bool gone = nbd_aio_is_dead (h) || nbd_aio_is_closed (h);
+  int err = nbd_get_errno ();
+  bool gone = nbd_aio_is_dead (h) || nbd_aio_is_closed (h) ||
+    err == ESHUTDOWN || err == ENOTCONN || err == ECONNRESET || err == EPIPE;
   pthread_mutex_lock (&lock);
   if (gone && allow_disconnect) {
     if (!disconnected && verbose)
@@ -361,15 +365,6 @@ take_op (void)
   return ok;
 }
 
-static uint64_t
-new_id (void)
-{
-  pthread_mutex_lock (&lock);
-  uint64_t id = next_id++;
-  pthread_mutex_unlock (&lock);
-  return id;
-}
-
 static void
 do_flush (struct nbd_handle *h)
 {
@@ -395,18 +390,19 @@ do_flush (struct nbd_handle *h)
 static void
 do_mutate (struct thread *t, struct rng *r, char kind, uint64_t off, uint64_t len)
 {
-  uint64_t id = new_id ();
+  uint64_t id;
   uint32_t flags = 0;
   int ret;
 
   if (can_fua && rnd_below (r, 100) < 15)
     flags |= LIBNBD_CMD_FLAG_FUA;
-  if (log_fd >= 0) {
-    pthread_mutex_lock (&lock);
+  /* Ids are logged in increasing order (replay relies on it). */
+  pthread_mutex_lock (&lock);
+  id = next_id++;
+  if (log_fd >= 0)
     log_line (false, "I %" PRIu64 " %c %" PRIu64 " %" PRIu64 " %d\n",
               id, kind, off, len, flags & LIBNBD_CMD_FLAG_FUA ? 1 : 0);
-    pthread_mutex_unlock (&lock);
-  }
+  pthread_mutex_unlock (&lock);
   switch (kind) {
   case 'W':
     gen_data (id, off, len, t->buf);
@@ -622,6 +618,8 @@ replay_log (uint8_t *durable_bytes)
       }
       recs[nr_recs++] = (struct rec) { id, off, len, kind, fua, false, false,
                                        UINT64_MAX, epoch };
+      if (nr_recs > 1 && id <= recs[nr_recs - 2].id)
+        fail ("%s:%" PRIu64 ": ids out of order", log_path, lineno);
       if (id >= next_id) next_id = id + 1;
     }
     else if (sscanf (line, "C %" SCNu64, &id) == 1) {
@@ -802,6 +800,15 @@ crash_recovery (void)
   free (buf);
 }
 
+/* A hung server must fail the test, not stall it. */
+static void
+watchdog (int sig)
+{
+  static const char msg[] = "shadow-stress: TIMEOUT: requests hung (server stuck?)\n";
+  if (write (STDERR_FILENO, msg, sizeof msg - 1)) { }
+  _exit (2);
+}
+
 /* ---- main ---- */
 static uint64_t
 parse_size (const char *s)
@@ -826,9 +833,11 @@ usage (int status)
           "         [--source pattern|zero|FILE] [--block-size BYTES] [--max-len BYTES]\n"
           "         [--writes PCT] [--flushes PCT] [--no-reader]\n"
           "         [--log FILE [--verify none|written|all] [--durable-blocks FILE]]\n"
-          "         [--allow-disconnect] [--final-verify] [--ready FILE] [-v]\n"
+          "         [--allow-disconnect] [--final-verify] [--ready FILE]\n"
+          "         [--timeout SECS] [-v]\n"
           "  --final-verify: at the end, read the whole region and check it\n"
-          "  --ready FILE:   create FILE when the random requests start\n");
+          "  --ready FILE:   create FILE when the random requests start\n"
+          "  --timeout SECS: give up (exit 2) if the whole run takes longer\n");
   exit (status);
 }
 
@@ -836,7 +845,8 @@ int
 main (int argc, char *argv[])
 {
   enum { O_SIZE = 256, O_SOURCE, O_BS, O_MAXLEN, O_WRITES, O_FLUSHES,
-         O_NOREADER, O_LOG, O_VERIFY, O_DBLOCKS, O_DISC, O_FINAL, O_READY };
+         O_NOREADER, O_LOG, O_VERIFY, O_DBLOCKS, O_DISC, O_FINAL, O_READY,
+         O_TIMEOUT };
   static const struct option longopts[] = {
     { "uri", required_argument, NULL, 'u' },
     { "clients", required_argument, NULL, 'c' },
@@ -855,6 +865,7 @@ main (int argc, char *argv[])
     { "allow-disconnect", no_argument, NULL, O_DISC },
     { "final-verify", no_argument, NULL, O_FINAL },
     { "ready", required_argument, NULL, O_READY },
+    { "timeout", required_argument, NULL, O_TIMEOUT },
     { "verbose", no_argument, NULL, 'v' },
     { "help", no_argument, NULL, 'h' },
     { NULL }
@@ -886,6 +897,7 @@ main (int argc, char *argv[])
     case O_DISC: allow_disconnect = true; break;
     case O_FINAL: final_verify = true; break;
     case O_READY: ready_path = optarg; break;
+    case O_TIMEOUT: timeout_secs = parse_size (optarg); break;
     case 'v': verbose = true; break;
     case 'h': usage (EXIT_SUCCESS);
     default: usage (EXIT_FAILURE);
@@ -900,6 +912,10 @@ main (int argc, char *argv[])
     seed = (uint64_t) ts.tv_sec * 1000003 ^ ts.tv_nsec ^ getpid ();
   }
   if (max_len == 0) max_len = 3 * block_size;
+  if (timeout_secs) {
+    signal (SIGALRM, watchdog);
+    alarm (timeout_secs);
+  }
   printf ("shadow-stress: seed %" PRIu64 "\n", seed);
   fflush (stdout);
 

@@ -1,7 +1,12 @@
 # Shadow filter tests (plugin/).
 
 SHADOW_TESTS = \
-	test-shadow-copy.sh
+	test-shadow-copy.sh \
+	test-shadow-stress.sh \
+	test-shadow-crash.sh \
+	test-shadow-switchover.sh \
+	test-shadow-params.sh \
+	test-shadow-large.sh
 
 TESTS += $(SHADOW_TESTS)
 VALGRIND_TESTS += $(SHADOW_TESTS)
