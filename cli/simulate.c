@@ -29,7 +29,8 @@ usage (FILE *fp)
 "copies the volume in exactly the future's duration.  --sparse: only\n"
 "blocks touched in history or future are allocated (and copied).\n"
 "--seq-model overrides the model's choice of sequence model.  --timing\n"
-"adds the mean predictor cost per request (observe_us; not\n"
+"adds the mean predictor cost per request (observe_us: on the guest's\n"
+"path; next_us: choosing pulls, incl. deferred re-ranking; not\n"
 "deterministic).  Output: a table, or with --json one object per policy\n"
 "(an array when several): requests, stalls, stall_ratio, stall_seconds,\n"
 "time_to_full_copy, gap_closed.\n");
@@ -210,7 +211,8 @@ cmd_simulate (int argc, char **argv)
       else
         printf ("%8s", "-");
       if (timing)
-        printf ("  observe %.2f us/request", r->observe_us);
+        printf ("  observe %.2f us, next %.2f us per request",
+                r->observe_us, r->next_us);
       printf ("\n");
       continue;
     }
@@ -222,8 +224,10 @@ cmd_simulate (int argc, char **argv)
     print_number ("time_to_full_copy", r->time_to_full_copy >= 0
                   ? r->time_to_full_copy : NAN, ", ");
     print_number ("gap_closed", gap, ", ");
-    if (timing)
+    if (timing) {
       print_number ("observe_us", r->observe_us, ", ");
+      print_number ("next_us", r->next_us, ", ");
+    }
     printf ("\"sparse\": %s, \"block_size\": %llu, \"blocks_total\": %llu, "
             "\"blocks_to_copy\": %llu, ", cfg.sparse ? "true" : "false",
             (unsigned long long) cfg.block_size,

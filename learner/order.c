@@ -22,6 +22,8 @@
 #include "order.h"
 
 #define URGENT_MAX 64
+/* Neighbours of a stalled request pulled at once (see order_observe). */
+#define STALL_RADIUS 1
 
 const char *const order_policies[] = {
   "none", "sequential", "frequency", "first-access", "predict", "oracle",
@@ -39,6 +41,9 @@ struct heap_entry {
 struct region_state {
   uint32_t version;
   int done;                     /* popped: its blocks have been offered */
+  float p;                      /* ranker probability, cached */
+  uint32_t online;              /* accesses seen since the start */
+  int stale;                    /* queued for the ranker */
 };
 
 struct order {
@@ -62,6 +67,8 @@ struct order {
   size_t nregion_state, region_state_cap;
   struct heap_entry *heap;
   size_t nheap, heap_cap;
+  uint32_t *stale;              /* regions to ask the ranker again */
+  size_t nstale, stale_cap;
   float region_threshold;       /* a region never near the history */
   uint64_t active_region, active_pos, active_end;
   int region_active;
@@ -216,21 +223,47 @@ region_slot (struct order *o, uint64_t region)
   return idx;
 }
 
-/* (Re)rank REGION with SCORE; regions no better than one far from any
- * activity are left to the sweep. */
+/* A region's priority: how likely it gets new blocks (the ranker) times
+ * how busy it is (history plus what the guest did since), i.e. roughly
+ * how many stalls pulling it now saves.  Regions never near any activity
+ * are left to the sweep. */
+#define UNSEEN_ACTIVITY 0.5f
+/* An access seen now says more about the coming minutes than one in the
+ * history: it weighs this many history accesses. */
+#define ONLINE_WEIGHT 4
+
 static void
-region_rank (struct order *o, uint64_t region, float score)
+region_push (struct order *o, uint64_t region)
+{
+  uint32_t idx = u64map_get (&o->region_index, region);
+  uint32_t h = u64map_get (&o->regions.index, region);
+  struct region_state *s;
+  float activity;
+
+  if (idx == U64MAP_NONE)
+    return;
+  s = &o->region_state[idx];
+  if (s->done || s->p <= o->region_threshold)
+    return;
+  activity = h == U64MAP_NONE ? UNSEEN_ACTIVITY
+    : o->regions.units[h].count + (ONLINE_WEIGHT - 1) * s->online;
+  s->version++;
+  heap_push (o, idx, s->p * activity);  /* out of memory: left to the sweep */
+}
+
+/* Set REGION's ranker probability (creating its state) and re-rank it. */
+static void
+region_set_p (struct order *o, uint64_t region, float p)
 {
   uint32_t idx;
 
   if ((region << o->regions.shift) >= o->nblocks)
     return;
   idx = region_slot (o, region);
-  if (idx == U64MAP_NONE || o->region_state[idx].done)
+  if (idx == U64MAP_NONE)
     return;
-  o->region_state[idx].version++;
-  if (score > o->region_threshold)
-    heap_push (o, idx, score);  /* out of memory: left to the sweep */
+  o->region_state[idx].p = p;
+  region_push (o, region);
 }
 
 static void
@@ -239,7 +272,34 @@ region_rescore (struct order *o, uint64_t region)
   double f[NFEATURES];
 
   features_of (&o->regions, region, f);
-  region_rank (o, region, (float) ranker_score (&o->model->region_ranker, f));
+  region_set_p (o, region, (float) ranker_score (&o->model->region_ranker, f));
+}
+
+static void
+region_mark_stale (struct order *o, uint32_t idx)
+{
+  if (idx == U64MAP_NONE || o->region_state[idx].stale)
+    return;
+  if (o->nstale == o->stale_cap) {
+    size_t cap = o->stale_cap ? o->stale_cap * 2 : 256;
+    uint32_t *s = realloc (o->stale, cap * sizeof *s);
+    if (!s)
+      return;                   /* keeps its old score */
+    o->stale = s;
+    o->stale_cap = cap;
+  }
+  o->region_state[idx].stale = 1;
+  o->stale[o->nstale++] = idx;
+}
+
+static void
+rescore_stale (struct order *o)
+{
+  while (o->nstale > 0) {
+    uint32_t idx = o->stale[--o->nstale];
+    o->region_state[idx].stale = 0;
+    region_rescore (o, o->region_of[idx]);
+  }
 }
 
 static int
@@ -283,7 +343,7 @@ predict_init (struct order *o)
   features_of (&(struct history) { .t_begin = 0, .t_end = 1 }, 0, far);
   o->region_threshold = (float) ranker_score (&m->region_ranker, far);
   for (size_t i = 0; i < m->ncandidates; i++)
-    region_rank (o, m->candidates[i].unit, m->candidates[i].score);
+    region_set_p (o, m->candidates[i].unit, m->candidates[i].score);
   return 0;
 }
 
@@ -344,6 +404,7 @@ order_free (struct order *o)
   free (o->region_state);
   free (o->region_of);
   free (o->heap);
+  free (o->stale);
   free (o);
 }
 
@@ -373,7 +434,7 @@ observe_regions (struct order *o, uint64_t ts, uint64_t first, uint64_t last,
 
   o->regions.t_end = ts + 1;
   for (uint64_t r = first >> shift; r <= last >> shift; r++) {
-    uint32_t after;
+    uint32_t after, idx;
     int new_blocks = 0;
 
     for (uint64_t b = first > (r << shift) ? first : r << shift;
@@ -388,17 +449,30 @@ observe_regions (struct order *o, uint64_t ts, uint64_t first, uint64_t last,
                        err) == -1)
       continue;                 /* out of memory: just learn less */
     after = o->regions.units[u64map_get (&o->regions.index, r)].count;
-    /* A stall is a missed prediction: re-rank this region and its
-     * neighbours (their spatial features changed) at once.  Hits only
-     * re-rank when the region's activity doubles, which keeps the
-     * average cost per request low. */
-    if (!was_hit || (after & (after - 1)) == 0) {
-      region_rescore (o, r);
-      region_rescore (o, r + 1);
-      if (r > 0)
-        region_rescore (o, r - 1);
-    }
+    idx = region_slot (o, r);
+    if (idx != U64MAP_NONE)
+      o->region_state[idx].online++;
+    /* The ranker is asked again when the region's activity doubles (its
+     * features moved), later, in order_next: the guest's request path
+     * only does cheap bookkeeping.  A stall, a missed prediction,
+     * re-ranks the region at once with its new activity. */
+    if ((after & (after - 1)) == 0)
+      region_mark_stale (o, idx);
+    else if (!was_hit)
+      region_push (o, r);
   }
+}
+
+static void
+urgent_push (struct order *o, uint64_t block)
+{
+  if (block >= o->nblocks)
+    return;
+  if (o->nurgent == URGENT_MAX) {
+    memmove (o->urgent, o->urgent + 1, (URGENT_MAX - 1) * sizeof *o->urgent);
+    o->nurgent--;
+  }
+  o->urgent[o->nurgent++] = block;
 }
 
 void
@@ -420,18 +494,20 @@ order_observe (struct order *o, uint64_t now_us, uint64_t first,
   observe_regions (o, ts, first, last, is_write, was_hit);
   o->prev_last = last;
 
+  /* A stall means the guest went where nothing predicted: its
+   * neighbours are the likeliest next new blocks. */
+  if (!was_hit)
+    for (uint64_t d = STALL_RADIUS; d >= 1; d--) {
+      urgent_push (o, last + d);
+      if (first >= d)
+        urgent_push (o, first - d);
+    }
   seqmodel_observe (o->seq, first, last);
   n = seqmodel_predict (o->seq, blocks, probs);
   /* Push the least likely first so the likeliest is on top. */
-  while (n-- > 0) {
-    if (blocks[n] >= o->nblocks || (blocks[n] >= first && blocks[n] <= last))
-      continue;
-    if (o->nurgent == URGENT_MAX) {
-      memmove (o->urgent, o->urgent + 1, (URGENT_MAX - 1) * sizeof *o->urgent);
-      o->nurgent--;
-    }
-    o->urgent[o->nurgent++] = blocks[n];
-  }
+  while (n-- > 0)
+    if (blocks[n] < first || blocks[n] > last)
+      urgent_push (o, blocks[n]);
 }
 
 /* The next block of the active region, or of the best remaining one. */
@@ -501,6 +577,8 @@ order_next (struct order *o, uint64_t *blocks, size_t max,
 
   if (o->policy == NONE)
     return 0;
+  if (o->policy == PREDICT)
+    rescore_stale (o);
   while (n < max && next_one (o, is_present, ctx, &blocks[n])) {
     /* Sources overlap (a predicted block may also be in the history
      * list): never offer a block twice in one batch. */

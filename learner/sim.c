@@ -144,6 +144,7 @@ struct run {
   double demand_free;           /* end of the last demand transfer (s) */
   double xfer;                  /* seconds per block */
   double full_at;               /* when remaining reached 0, or -1 */
+  double next_time;             /* us spent in order_next */
 };
 
 static int
@@ -162,6 +163,14 @@ mark_present (struct run *r, uint64_t block, double now)
     r->full_at = now;
 }
 
+static double
+now_us (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
 /* Let the background copy run until time NOW. */
 static void
 pull_until (struct run *r, struct order *o, double now)
@@ -172,7 +181,9 @@ pull_until (struct run *r, struct order *o, double now)
     double room = (now - r->link_free) / r->xfer;
     size_t want = room < BATCH ? (size_t) room : BATCH, n;
 
+    double start = now_us ();
     n = order_next (o, blocks, want, is_present, r);
+    r->next_time += now_us () - start;
     if (n == 0)
       break;                    /* policy none: the link idles */
     for (size_t i = 0; i < n; i++) {
@@ -184,13 +195,6 @@ pull_until (struct run *r, struct order *o, double now)
     r->link_free = now;         /* an idle link saves nothing up */
 }
 
-static double
-now_us (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
 
 int
 sim_run (const struct sim_scenario *s, const char *policy,
@@ -277,6 +281,7 @@ sim_run (const struct sim_scenario *s, const char *policy,
   res->time_to_full_copy = r.full_at;
   res->stall_ratio = res->requests ? (double) res->stalls / res->requests : 0;
   res->observe_us = res->requests ? observe_time / res->requests : 0;
+  res->next_us = res->requests ? r.next_time / res->requests : 0;
   ret = 0;
  out:
   free (r.present);

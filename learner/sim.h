@@ -45,6 +45,9 @@ struct sim_result {
   double stall_ratio, stall_seconds;
   double time_to_full_copy;     /* seconds; < 0: never (policy none) */
   double observe_us;            /* mean order_observe cost per request */
+  double next_us;               /* order_next cost (pull choice, deferred
+                                   re-ranking, skipping present blocks)
+                                   per request */
   struct sim_point curve[SIM_CURVE_POINTS + 1];
 };
 
