@@ -10,7 +10,7 @@ SHADOW_TESTS = \
 
 TESTS += $(SHADOW_TESTS)
 VALGRIND_TESTS += $(SHADOW_TESTS)
-EXTRA_DIST += $(SHADOW_TESTS)
+EXTRA_DIST += $(SHADOW_TESTS) bench/bench-shadow-serve.sh
 
 # Concurrent random I/O checked against a reference model (also the
 # crash-consistency checker of test-shadow-crash.sh).
