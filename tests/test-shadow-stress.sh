@@ -29,9 +29,10 @@ check_stats ()
     test "$(json_get "$tmpdir/$1.json" bytes_fetched)" -gt 0
 }
 
-# 1. Pattern source, 1 ms per read: fetches overlap guest writes.
+# 1. Pattern source, 1 ms per read: fetches overlap guest writes.  The
+# background copy, capped at 8 MB/s, lasts about as long as the run.
 start_server slow -t 64 --filter=delay pattern 64M rdelay=1ms
-start_shadow sh64 slow shadow-block-size=64K
+start_shadow sh64 slow shadow-block-size=64K shadow-bandwidth=8M
 run_stress sh64 -c 4 --source pattern --block-size 64K
 check_stats sh64
 
