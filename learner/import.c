@@ -12,7 +12,7 @@
 #include "learner.h"
 
 #define SECTOR 512
-#define MAX_FIELDS 16
+#define MAX_FIELDS 64
 
 const char *const import_formats[] = {
   "csv", "nbdkit-log", "blkparse", "msr", "vscsi", "disksim", "replayer",

@@ -271,6 +271,17 @@ model_train (const struct trace *t, const struct train_options *opts,
     goto out;
   sample_set_free (&set);
 
+  {
+    size_t retouched = 0;
+    for (size_t i = 0; i < h1.n; i++)
+      retouched += u64map_get (&h2.index, h1.units[i].unit) != U64MAP_NONE;
+    m->retouch_rate = h1.n ? (double) retouched / h1.n : 0;
+    /* h2 spans half the history; a future as long as the history sees
+     * about twice its new blocks. */
+    m->expected_new_blocks = 2.0 * (h2.n - (h2.n < retouched ? h2.n
+                                            : retouched));
+  }
+
   /* Region ranker: will a region near the first half's get new blocks? */
   if (opts->region_shift >= 0)
     m->region_shift = opts->region_shift;

@@ -29,6 +29,12 @@ struct model {
   struct ranker block_ranker, region_ranker;
   struct seqmodel seq;
   struct seq_score seq_score;
+  /* How the history's second half related to its first: the fraction of
+   * first-half blocks touched again, and how many new blocks appeared
+   * (scaled to a whole history's length).  They let the pull order weigh
+   * "history blocks first" against "never-seen blocks first". */
+  double retouch_rate;
+  double expected_new_blocks;
 };
 
 struct train_options {

@@ -114,6 +114,8 @@ put_payload (struct blob_writer *w, const struct model *m)
   blob_put (w, m->seq.gru.params, sizeof m->seq.gru.params);
   blob_put (w, m->seq_score.hit_rate, sizeof m->seq_score.hit_rate);
   BLOB_PUT (w, m->seq_score.evaluated);
+  BLOB_PUT (w, m->retouch_rate);
+  BLOB_PUT (w, m->expected_new_blocks);
 }
 
 static int
@@ -156,6 +158,8 @@ get_payload (struct blob_reader *r, struct model *m)
   blob_get (r, m->seq.gru.params, sizeof m->seq.gru.params);
   blob_get (r, m->seq_score.hit_rate, sizeof m->seq_score.hit_rate);
   BLOB_GET (r, m->seq_score.evaluated);
+  BLOB_GET (r, m->retouch_rate);
+  BLOB_GET (r, m->expected_new_blocks);
   if (r->bad || kind > SEQ_GRU || r->left != 0)
     return -1;
   m->seq.kind = kind;

@@ -15,6 +15,7 @@
  *   sweep      ascending order over the whole volume: everything is
  *              eventually copied whatever the predictions were
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,6 +76,8 @@ struct order {
   uint64_t clock_base;          /* first observe's now_us */
   int clock_started;
   uint64_t prev_last;           /* last block of the previous request */
+  int probed;                   /* new_first decided */
+  int new_first;                /* never-seen blocks before history ones */
 };
 
 /* ---- ranked history lists ---- */
@@ -510,7 +513,8 @@ order_observe (struct order *o, uint64_t now_us, uint64_t first,
       urgent_push (o, blocks[n]);
 }
 
-/* The next block of the active region, or of the best remaining one. */
+/* The next block of the active region, or of the best remaining one.
+ * While never-seen blocks go first, history blocks are left to the list. */
 static int
 next_from_regions (struct order *o, order_present_fn is_present, void *ctx,
                    uint64_t *block)
@@ -518,6 +522,9 @@ next_from_regions (struct order *o, order_present_fn is_present, void *ctx,
   for (;;) {
     while (o->region_active && o->active_pos < o->active_end) {
       uint64_t b = o->active_pos++;
+      if (o->new_first &&
+          u64map_get (&o->model->blocks.index, b) != U64MAP_NONE)
+        continue;
       if (!is_present (ctx, b)) {
         *block = b;
         return 1;
@@ -539,6 +546,42 @@ next_from_regions (struct order *o, order_present_fn is_present, void *ctx,
   }
 }
 
+/* History blocks first, or never-seen ones?  Compare what a pulled block
+ * is worth: a history block is touched again with the model's retouch
+ * rate; a never-seen block near the history's regions with the expected
+ * number of new blocks over the number of such blocks still to copy.
+ * That number is probed through IS_PRESENT before anything was pulled:
+ * on a sparse source most of the volume is holes, nothing to copy, and
+ * never-seen blocks that do hold data are then a much better bet. */
+#define PROBES 4096
+
+static void
+choose_sources (struct order *o, order_present_fn is_present, void *ctx)
+{
+  const struct model *m = o->model;
+  const unsigned shift = o->regions.shift;
+  uint64_t x = 0x9E3779B97F4A7C15ULL;
+  size_t sampled = 0, absent = 0;
+  double to_copy;
+
+  o->probed = 1;
+  if (m->ncandidates == 0)
+    return;
+  for (int i = 0; i < PROBES; i++) {
+    x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint64_t region = m->candidates[(x >> 33) % m->ncandidates].unit;
+    uint64_t b = (region << shift) + (x >> 11) % (1ULL << shift);
+    if (b >= o->nblocks || u64map_get (&m->blocks.index, b) != U64MAP_NONE)
+      continue;
+    sampled++;
+    absent += !is_present (ctx, b);
+  }
+  if (sampled == 0)
+    return;
+  to_copy = (double) absent / sampled * m->ncandidates * (1ULL << shift);
+  o->new_first = m->expected_new_blocks / (to_copy + 1) > m->retouch_rate;
+}
+
 static int
 next_one (struct order *o, order_present_fn is_present, void *ctx,
           uint64_t *block)
@@ -550,6 +593,8 @@ next_one (struct order *o, order_present_fn is_present, void *ctx,
       return 1;
     }
   }
+  if (o->new_first && next_from_regions (o, is_present, ctx, block))
+    return 1;
   while (o->list_pos < o->nlist) {
     uint64_t b = o->list[o->list_pos++];
     if (b < o->nblocks && !is_present (ctx, b)) {
@@ -577,8 +622,11 @@ order_next (struct order *o, uint64_t *blocks, size_t max,
 
   if (o->policy == NONE)
     return 0;
-  if (o->policy == PREDICT)
+  if (o->policy == PREDICT) {
+    if (!o->probed)
+      choose_sources (o, is_present, ctx);
     rescore_stale (o);
+  }
   while (n < max && next_one (o, is_present, ctx, &blocks[n])) {
     /* Sources overlap (a predicted block may also be in the history
      * list): never offer a block twice in one batch. */

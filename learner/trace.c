@@ -89,9 +89,10 @@ trace_op_is_data (char op)
          op == TRACE_ZERO;
 }
 
-/* Parse an unsigned decimal field ending at one of STOPS; advances *p. */
+/* Parse an unsigned decimal field ending at STOP (',' or '\0');
+ * advances *p past the stop. */
 static int
-parse_u64_field (const char **p, const char *stops, uint64_t *out)
+parse_u64_field (const char **p, char stop, uint64_t *out)
 {
   char *end;
 
@@ -99,9 +100,9 @@ parse_u64_field (const char **p, const char *stops, uint64_t *out)
     return -1;
   errno = 0;
   *out = strtoull (*p, &end, 10);
-  if (errno || !strchr (stops, *end))
+  if (errno || *end != stop)
     return -1;
-  *p = end;
+  *p = stop ? end + 1 : end;
   return 0;
 }
 
@@ -132,25 +133,23 @@ trace_read_csv (FILE *fp, struct trace *t, char *err)
     }
     if (len == 0)
       continue;
-    if (parse_u64_field (&p, ",", &ts) == -1) {
+    if (parse_u64_field (&p, ',', &ts) == -1) {
       snprintf (err, LEARNER_ERRLEN, "line %" PRIu64 ": bad timestamp",
                 lineno);
       goto out;
     }
-    p++;
     op = *p;
-    if (!strchr ("RWTZF", op) || op == '\0' || p[1] != ',') {
+    if (op == '\0' || !strchr ("RWTZF", op) || p[1] != ',') {
       snprintf (err, LEARNER_ERRLEN,
                 "line %" PRIu64 ": op must be one of R W T Z F", lineno);
       goto out;
     }
     p += 2;
-    if (parse_u64_field (&p, ",", &offset) == -1) {
+    if (parse_u64_field (&p, ',', &offset) == -1) {
       snprintf (err, LEARNER_ERRLEN, "line %" PRIu64 ": bad offset", lineno);
       goto out;
     }
-    p++;
-    if (parse_u64_field (&p, "", &length) == -1) {
+    if (parse_u64_field (&p, '\0', &length) == -1) {
       snprintf (err, LEARNER_ERRLEN, "line %" PRIu64 ": bad length", lineno);
       goto out;
     }

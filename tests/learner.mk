@@ -1,1 +1,40 @@
-# Predictor and CLI tests (learner/, cli/).
+# Predictor and CLI tests (learner/, cli/).  Shell tests use the built
+# cli/nbdshadow on small samples (data/) and slices of the real traces;
+# the full evaluation is bench/bench-predict.sh, run on demand.
+
+TESTS += \
+	test-cli-help.sh \
+	test-import-formats.sh \
+	test-import-errors.sh \
+	test-import-nbdkit-log.sh \
+	test-import-real.sh \
+	test-learner-model.sh \
+	test-simulate-policies.sh \
+	test-simulate-determinism.sh \
+	test-order \
+	test-seqmodel
+
+check_PROGRAMS += test-order test-seqmodel
+test_order_SOURCES = test-order.c
+test_order_LDADD = ../learner/libnbdshadow.la
+test_seqmodel_SOURCES = test-seqmodel.c
+test_seqmodel_LDADD = ../learner/libnbdshadow.la
+
+EXTRA_DIST += \
+	test-cli-help.sh \
+	test-import-formats.sh \
+	test-import-errors.sh \
+	test-import-nbdkit-log.sh \
+	test-import-real.sh \
+	test-learner-model.sh \
+	test-simulate-policies.sh \
+	test-simulate-determinism.sh \
+	data/sample-expected.csv \
+	data/sample.csv \
+	data/sample.nbdkit-log \
+	data/sample.blkparse \
+	data/sample.msr \
+	data/sample.vscsi \
+	data/sample.disksim \
+	data/sample.replayer \
+	bench/bench-predict.sh
