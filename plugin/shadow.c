@@ -49,12 +49,26 @@ set_path (char **field, const char *key, const char *value)
   return 0;
 }
 
+/* nbdkit_parse_size's own error does not say which parameter was
+ * wrong, so the form is checked here first: digits, then a suffix.
+ */
+int64_t
+shadow_parse_size (const char *key, const char *value)
+{
+  size_t digits = strspn (value, "0123456789");
+  if (digits == 0 || strspn (value + digits, "bBkKmMgGtTpPeE") != strlen (value + digits)) {
+    nbdkit_error ("%s: '%s' is not a size (e.g. 65536, 64K, 200M)", key, value);
+    return -1;
+  }
+  return nbdkit_parse_size (value);
+}
+
 static int
 parse_block_size (const char *value)
 {
-  int64_t n = nbdkit_parse_size (value);
+  int64_t n = shadow_parse_size ("shadow-block-size", value);
   if (n == -1)
-    return -1;                  /* nbdkit_parse_size printed why */
+    return -1;
   if (n < SHADOW_MIN_BLOCK_SIZE || n > SHADOW_MAX_BLOCK_SIZE || (n & (n - 1))) {
     nbdkit_error ("shadow-block-size: %s is not a power of two from 4K to 4M",
                   value);
@@ -151,8 +165,12 @@ static int
 shadow_get_ready (int thread_model)
 {
   shadow.shadow_fd = shadow.state_fd = -1;
-  if (store_open () == -1 || statefile_open () == -1)
+  if (store_open () == -1)
     return -1;
+  if (statefile_open () == -1) {
+    store_forget_unused ();
+    return -1;
+  }
   return 0;
 }
 
@@ -194,8 +212,10 @@ shadow_after_fork (nbdkit_backend *backend)
   }
   else if (upstream_open (backend, &size) == -1 ||
            source_fingerprint (size, fingerprint) == -1 ||
-           statefile_create (size, fingerprint) == -1)
+           statefile_create (size, fingerprint) == -1) {
+    store_forget_unused ();
     return -1;
+  }
   upstream_start ();
   return stats_start ();
 }

@@ -103,6 +103,7 @@ struct shadow {
   int shadow_fd;
   int state_fd;
   bool state_fresh;             /* no state file existed at start */
+  bool shadow_created;          /* this start created the shadow file */
 
   /* PRESENT bits, one per block; set once, never cleared. */
   _Atomic uint64_t *present;
@@ -135,6 +136,9 @@ static inline bool block_is_present (uint64_t b)
           >> (b % 64)) & 1;
 }
 
+/* shadow.c */
+extern int64_t shadow_parse_size (const char *key, const char *value);
+
 /* blockmap.c */
 extern int blockmap_init (void);
 extern void blockmap_free (void);
@@ -153,6 +157,7 @@ extern uint64_t time_us (void);
 
 /* store.c */
 extern int store_open (void);
+extern void store_forget_unused (void);
 extern int store_pread (void *buf, uint32_t count, uint64_t offset, int *err);
 extern int store_pwrite (const void *buf, uint32_t count, uint64_t offset, int *err);
 extern int store_zero (uint32_t count, uint64_t offset, int *err);

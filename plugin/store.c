@@ -20,12 +20,26 @@
 int
 store_open (void)
 {
-  shadow.shadow_fd = open (shadow.shadow_file, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  shadow.shadow_fd = open (shadow.shadow_file,
+                           O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  shadow.shadow_created = shadow.shadow_fd >= 0;
+  if (shadow.shadow_fd == -1 && errno == EEXIST)
+    shadow.shadow_fd = open (shadow.shadow_file, O_RDWR | O_CLOEXEC);
   if (shadow.shadow_fd == -1) {
     nbdkit_error ("shadow-file: %s: %m", shadow.shadow_file);
     return -1;
   }
   return 0;
+}
+
+/* A start that failed before any state was written leaves no empty
+ * shadow file behind.
+ */
+void
+store_forget_unused (void)
+{
+  if (shadow.shadow_created && access (shadow.state_file, F_OK) == -1)
+    unlink (shadow.shadow_file);
 }
 
 int

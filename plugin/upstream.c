@@ -147,7 +147,7 @@ upstream_config (const char *key, const char *value)
     return parse_count (key, value, 1, MAX_CONNECTIONS, &params.connections)
       ? -1 : 1;
   else if (strcmp (key, "shadow-bandwidth") == 0) {
-    if ((n = nbdkit_parse_size (value)) == -1)
+    if ((n = shadow_parse_size (key, value)) == -1)
       return -1;
     params.bandwidth = n;
     return 1;
