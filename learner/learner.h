@@ -49,7 +49,6 @@ extern int trace_write_csv (FILE *fp, const struct trace *t);
 extern int trace_split (const struct trace *t, struct trace *history,
                         struct trace *future, char *err);
 extern uint64_t trace_volume (const struct trace *t, uint64_t block_size);
-extern int trace_op_is_data (char op);
 
 /* The blocks [*first, *last] a request touches (length 0 touches none:
  * returns 0). */

@@ -2,16 +2,19 @@
  *
  * Every policy is a sequence of sources tried in turn, each skipping
  * blocks already present:
- *   urgent     (predict) blocks the sequence model expects next, newest
- *              first; refilled on every observed request
+ *   urgent     (predict) neighbours of a stalled request and the blocks
+ *              the sequence model expects next, newest first; refilled on
+ *              every observed request
  *   list       a fixed block list: history blocks ranked by the policy, or
  *              the oracle's seed
- *   regions    (predict) a max-heap of regions by libsvm score.  Observed
- *              requests update the regions' statistics; a region is
- *              re-scored when it stalls the guest (a missed prediction) or
- *              its activity doubles, and re-pushed with its new score, so
- *              the remaining queue re-ranks incrementally (stale heap
- *              entries are dropped when popped)
+ *   regions    (predict) a max-heap of regions by libsvm probability x
+ *              activity.  Observed requests update the regions' statistics;
+ *              a region that stalls the guest (a missed prediction) is
+ *              re-pushed with its new activity at once, and re-scored by
+ *              the ranker (deferred to order_next) when its activity
+ *              doubles, so the remaining queue re-ranks incrementally
+ *              (stale heap entries are dropped when popped).  Comes before
+ *              the list on a sparse source (choose_sources)
  *   sweep      ascending order over the whole volume: everything is
  *              eventually copied whatever the predictions were
  */

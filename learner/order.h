@@ -21,10 +21,14 @@
  *                 first, then sequential
  *   first-access  history heuristic: blocks in the order the history
  *                 first touched them, then sequential
- *   predict       the learned model: blocks the sequence model predicts
- *                 from the latest requests, then history blocks by libsvm
- *                 score, then regions by libsvm score (re-scored online
- *                 as the guest touches them), then sequential
+ *   predict       the learned model: the neighbours of a stalled request
+ *                 and the blocks the sequence model predicts from the
+ *                 latest requests, then history blocks by libsvm score,
+ *                 then regions by libsvm probability x activity (history
+ *                 plus what the guest did since: re-ranked online), then
+ *                 sequential.  On a sparse source (probed through
+ *                 is_present at the first order_next) never-seen blocks of
+ *                 the regions go before the history blocks.
  *   oracle        simulator only: the future's blocks in order of first
  *                 access (order_seed), then sequential
  * frequency, first-access and predict need a model; its block size must

@@ -54,6 +54,14 @@ trace_deltas (const struct trace *t, uint64_t block_size, size_t *n)
   return d;
 }
 
+/* Deltas as map keys: flipping the sign bit keeps -1 away from the map's
+ * reserved all-ones key (only a delta of 2^63 - 1 blocks would hit it). */
+static uint64_t
+delta_key (int64_t delta)
+{
+  return (uint64_t) delta ^ (1ULL << 63);
+}
+
 static int
 build_vocab (struct delta_vocab *v, const int64_t *deltas, size_t n)
 {
@@ -64,9 +72,9 @@ build_vocab (struct delta_vocab *v, const int64_t *deltas, size_t n)
   if (!counts)
     return -1;
   for (size_t i = 0; i < n; i++) {
-    uint32_t j = u64map_get (&index, (uint64_t) deltas[i]);
+    uint32_t j = u64map_get (&index, delta_key (deltas[i]));
     if (j == U64MAP_NONE) {
-      if (u64map_put (&index, (uint64_t) deltas[i], ncounts) == -1) {
+      if (u64map_put (&index, delta_key (deltas[i]), ncounts) == -1) {
         free (counts);
         u64map_free (&index);
         return -1;

@@ -82,13 +82,6 @@ trace_sort (struct trace *t)
   }
 }
 
-int
-trace_op_is_data (char op)
-{
-  return op == TRACE_READ || op == TRACE_WRITE || op == TRACE_TRIM ||
-         op == TRACE_ZERO;
-}
-
 /* Parse an unsigned decimal field ending at STOP (',' or '\0');
  * advances *p past the stop. */
 static int

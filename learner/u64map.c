@@ -60,7 +60,7 @@ u64map_put (struct u64map *m, uint64_t key, uint32_t val)
 {
   size_t i;
 
-  if ((m->n + 1) * 2 > m->cap && grow (m) == -1)
+  if (key == EMPTY || ((m->n + 1) * 2 > m->cap && grow (m) == -1))
     return -1;
   for (i = slot_of (key, m->cap); m->keys[i] != EMPTY && m->keys[i] != key;
        i = (i + 1) & (m->cap - 1))

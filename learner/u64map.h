@@ -19,7 +19,8 @@ struct u64map {
 extern void u64map_free (struct u64map *m);
 /* Value of KEY or U64MAP_NONE. */
 extern uint32_t u64map_get (const struct u64map *m, uint64_t key);
-/* Set KEY to VAL (insert or replace). -1 on out of memory. */
+/* Set KEY to VAL (insert or replace). -1 on out of memory, or if KEY is
+ * UINT64_MAX (reserved for empty slots). */
 extern int u64map_put (struct u64map *m, uint64_t key, uint32_t val);
 
 #endif
