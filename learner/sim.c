@@ -2,15 +2,17 @@
  *
  * Time model.  The link carries one block every xfer = block_size /
  * bandwidth seconds.  The background copy keeps it busy back to back (the
- * engine's in-flight window hides the RTT); a pull is chosen when it
- * starts, so the order always knows every request issued before that.  A
- * read touching absent blocks is one stall: the blocks are demand-fetched
- * (queued behind earlier demand fetches, taking the link from the
- * background for their transfer) and arrive after RTT + transfer.  Writes,
- * trims and zeroes never stall; blocks they cover entirely become present
- * without a fetch.  The guest is open-loop: stalls never delay later
- * requests.  Approximation: a demand-fetched block counts as present at
- * once for later requests (they would wait for it at most one RTT).
+ * engine's in-flight window hides the RTT from the throughput, not from
+ * the latency): the pull whose transfer starts at T was chosen at T - RTT,
+ * knowing only the requests issued before then, and is in flight (not yet
+ * usable, but no longer offered by the order) until T + xfer.  A read
+ * touching blocks that are not present is one stall, lasting until the
+ * last of them arrives: absent blocks are demand-fetched (queued behind
+ * earlier demand fetches, taking the link from the background for their
+ * transfer, arriving after transfer + RTT); blocks already in flight, by
+ * a pull or an earlier demand fetch, are waited for.  Writes, trims and
+ * zeroes never stall; blocks they cover entirely become present without a
+ * fetch.  The guest is open-loop: stalls never delay later requests.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -135,22 +137,60 @@ sim_gap_closed (uint64_t sequential, uint64_t oracle, uint64_t policy)
          / ((double) sequential - (double) oracle);
 }
 
+/* Blocks in flight, in order of arrival. */
+struct flight { uint64_t block; double arrival; };
+struct fifo { struct flight *v; size_t head, n, cap; };
+
+static int
+fifo_push (struct fifo *f, uint64_t block, double arrival)
+{
+  if (f->head > 0 && f->n == f->cap) {
+    memmove (f->v, f->v + f->head, (f->n - f->head) * sizeof *f->v);
+    f->n -= f->head;
+    f->head = 0;
+  }
+  if (f->n == f->cap) {
+    size_t cap = f->cap ? f->cap * 2 : 1024;
+    struct flight *v = realloc (f->v, cap * sizeof *v);
+    if (!v)
+      return -1;
+    f->v = v;
+    f->cap = cap;
+  }
+  f->v[f->n++] = (struct flight) { block, arrival };
+  return 0;
+}
+
 /* One run's moving parts. */
 struct run {
   const struct sim_scenario *s;
-  uint64_t *present;
+  uint64_t *present;            /* arrived (or a hole, or overwritten) */
+  uint64_t *claimed;            /* present or in flight */
   uint64_t remaining;           /* blocks still to copy */
-  double link_free;             /* background copy's time cursor (s) */
+  uint64_t unclaimed;           /* of which not in flight either */
+  struct fifo pulls, demands;   /* in flight */
+  double link_free;             /* next pull's transfer start (s) */
   double demand_free;           /* end of the last demand transfer (s) */
   double xfer;                  /* seconds per block */
+  double rtt;
   double full_at;               /* when remaining reached 0, or -1 */
   double next_time;             /* us spent in order_next */
+  int oom;
 };
 
 static int
-is_present (void *ctx, uint64_t block)
+is_claimed (void *ctx, uint64_t block)
 {
-  return bit_get (((struct run *) ctx)->present, block);
+  return bit_get (((struct run *) ctx)->claimed, block);
+}
+
+static void
+claim (struct run *r, uint64_t block)
+{
+  if (bit_get (r->claimed, block))
+    return;
+  bit_set (r->claimed, block);
+  r->unclaimed--;
 }
 
 static void
@@ -158,9 +198,33 @@ mark_present (struct run *r, uint64_t block, double now)
 {
   if (bit_get (r->present, block))
     return;
+  claim (r, block);
   bit_set (r->present, block);
   if (--r->remaining == 0)
     r->full_at = now;
+}
+
+/* Blocks in flight that have arrived by NOW become present. */
+static void
+arrive (struct run *r, struct fifo *f, double now)
+{
+  while (f->head < f->n && f->v[f->head].arrival <= now) {
+    mark_present (r, f->v[f->head].block, f->v[f->head].arrival);
+    f->head++;
+  }
+}
+
+/* When an in-flight BLOCK arrives. */
+static double
+arrival_of (const struct run *r, uint64_t block)
+{
+  for (size_t i = r->pulls.head; i < r->pulls.n; i++)
+    if (r->pulls.v[i].block == block)
+      return r->pulls.v[i].arrival;
+  for (size_t i = r->demands.head; i < r->demands.n; i++)
+    if (r->demands.v[i].block == block)
+      return r->demands.v[i].arrival;
+  abort ();                     /* claimed, not present: must be in flight */
 }
 
 static double
@@ -171,30 +235,53 @@ now_us (void)
   return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-/* Let the background copy run until time NOW. */
+/* Let the background copy choose every pull it would have chosen before
+ * time NOW (one RTT ahead of its transfer). */
 static void
 pull_until (struct run *r, struct order *o, double now)
 {
   uint64_t blocks[BATCH];
 
-  while (r->remaining > 0 && r->link_free + r->xfer <= now) {
-    double room = (now - r->link_free) / r->xfer;
+  while (r->unclaimed > 0 && r->link_free - r->rtt < now) {
+    double room = ceil ((now + r->rtt - r->link_free) / r->xfer);
     size_t want = room < BATCH ? (size_t) room : BATCH, n;
 
     double start = now_us ();
-    n = order_next (o, blocks, want, is_present, r);
+    n = order_next (o, blocks, want, is_claimed, r);
     r->next_time += now_us () - start;
     if (n == 0)
       break;                    /* policy none: the link idles */
     for (size_t i = 0; i < n; i++) {
+      claim (r, blocks[i]);
       r->link_free += r->xfer;
-      mark_present (r, blocks[i], r->link_free);
+      if (fifo_push (&r->pulls, blocks[i], r->link_free) == -1)
+        r->oom = 1;
     }
   }
-  if (r->link_free < now)
-    r->link_free = now;         /* an idle link saves nothing up */
+  if (r->link_free - r->rtt < now)
+    r->link_free = now + r->rtt;        /* an idle link saves nothing up */
 }
 
+/* A demand fetch of N blocks at T: they arrive at the returned time, and
+ * the background transfers not yet started wait for theirs. */
+static double
+demand_fetch (struct run *r, const uint64_t *blocks, size_t n, double t)
+{
+  double start = fmax (t, r->demand_free), took = n * r->xfer, arrival;
+
+  r->demand_free = start + took;
+  arrival = r->demand_free + r->rtt;
+  for (size_t i = 0; i < n; i++) {
+    claim (r, blocks[i]);
+    if (fifo_push (&r->demands, blocks[i], arrival) == -1)
+      r->oom = 1;
+  }
+  for (size_t i = r->pulls.n; i > r->pulls.head &&
+         r->pulls.v[i - 1].arrival - r->xfer >= start; i--)
+    r->pulls.v[i - 1].arrival += took;
+  r->link_free += took;
+  return arrival;
+}
 
 int
 sim_run (const struct sim_scenario *s, const char *policy,
@@ -204,6 +291,8 @@ sim_run (const struct sim_scenario *s, const char *policy,
   struct run r = { .s = s, .full_at = -1 };
   struct order *o;
   double observe_time = 0, window = s->duration_us / 1e6;
+  uint64_t *fetch = NULL;
+  size_t fetch_cap = 0;
   int next_point = 0, ret = -1;
 
   memset (res, 0, sizeof *res);
@@ -217,24 +306,30 @@ sim_run (const struct sim_scenario *s, const char *policy,
     goto out;
   }
   r.present = bitmap_new (s->nblocks);
-  if (!r.present) {
+  r.claimed = bitmap_new (s->nblocks);
+  if (!r.present || !r.claimed) {
     snprintf (err, LEARNER_ERRLEN, "out of memory");
     goto out;
   }
-  r.remaining = s->blocks_to_copy;
+  r.remaining = r.unclaimed = s->blocks_to_copy;
   if (s->allocated)             /* holes: nothing to copy */
     for (uint64_t w = 0; w <= s->nblocks / 64; w++)
-      r.present[w] = ~s->allocated[w];
+      r.present[w] = r.claimed[w] = ~s->allocated[w];
   r.xfer = bs / s->bandwidth;
+  r.rtt = s->cfg.rtt_s;
+  r.link_free = r.rtt;          /* the first pulls are chosen at 0 */
 
   for (size_t i = 0; i < s->future->n; i++) {
     const struct trace_rec *q = &s->future->recs[i];
     double t = (q->ts_us - s->t0_us) / 1e6, t_obs;
-    uint64_t first, last, absent = 0;
+    uint64_t first, last;
+    int hit = 1;
 
     if (!trace_rec_blocks (q, bs, &first, &last))
       continue;
     pull_until (&r, o, t);
+    arrive (&r, &r.pulls, t);
+    arrive (&r, &r.demands, t);
     for (; next_point <= SIM_CURVE_POINTS &&
            next_point * window / SIM_CURVE_POINTS <= t; next_point++)
       res->curve[next_point] = (struct sim_point) {
@@ -244,17 +339,28 @@ sim_run (const struct sim_scenario *s, const char *policy,
       };
     res->requests++;
     if (q->op == TRACE_READ) {
-      for (uint64_t b = first; b <= last; b++)
-        if (!bit_get (r.present, b)) {
-          absent++;
-          mark_present (&r, b, t);
+      double until = t;
+      size_t nfetch = 0;
+      if (last - first + 1 > fetch_cap) {
+        fetch_cap = last - first + 1;
+        free (fetch);
+        fetch = malloc (fetch_cap * sizeof *fetch);
+        if (!fetch) {
+          snprintf (err, LEARNER_ERRLEN, "out of memory");
+          goto out;
         }
-      if (absent) {
-        double start = fmax (t, r.demand_free);
-        r.demand_free = start + absent * r.xfer;
-        r.link_free += absent * r.xfer;
+      }
+      for (uint64_t b = first; b <= last; b++)
+        if (!bit_get (r.claimed, b))
+          fetch[nfetch++] = b;
+        else if (!bit_get (r.present, b))
+          until = fmax (until, arrival_of (&r, b));
+      if (nfetch)
+        until = fmax (until, demand_fetch (&r, fetch, nfetch, t));
+      if (until > t) {
+        hit = 0;
         res->stalls++;
-        res->stall_seconds += r.demand_free + s->cfg.rtt_s - t;
+        res->stall_seconds += until - t;
       }
     }
     else {
@@ -265,8 +371,12 @@ sim_run (const struct sim_scenario *s, const char *policy,
         mark_present (&r, b, t);
     }
     t_obs = now_us ();
-    order_observe (o, q->ts_us, first, last, q->op != TRACE_READ, absent == 0);
+    order_observe (o, q->ts_us, first, last, q->op != TRACE_READ, hit);
     observe_time += now_us () - t_obs;
+  }
+  if (r.oom) {
+    snprintf (err, LEARNER_ERRLEN, "out of memory");
+    goto out;
   }
   for (; next_point <= SIM_CURVE_POINTS; next_point++)
     res->curve[next_point] = (struct sim_point) {
@@ -275,16 +385,26 @@ sim_run (const struct sim_scenario *s, const char *policy,
       .stalls = res->stalls,
     };
   /* After the guest's last request nothing changes the order any more:
-   * the rest is copied back to back (never, for policy none). */
-  if (r.remaining > 0 && strcmp (policy, "none") != 0)
-    r.full_at = r.link_free + r.remaining * r.xfer;
+   * what is in flight arrives, the rest is copied back to back (never,
+   * for policy none). */
+  if (r.remaining > 0 && strcmp (policy, "none") != 0) {
+    r.full_at = r.demand_free + r.rtt;
+    if (r.pulls.n > r.pulls.head)
+      r.full_at = fmax (r.full_at, r.pulls.v[r.pulls.n - 1].arrival);
+    if (r.unclaimed > 0)
+      r.full_at = fmax (r.full_at, r.link_free + r.unclaimed * r.xfer);
+  }
   res->time_to_full_copy = r.full_at;
   res->stall_ratio = res->requests ? (double) res->stalls / res->requests : 0;
   res->observe_us = res->requests ? observe_time / res->requests : 0;
   res->next_us = res->requests ? r.next_time / res->requests : 0;
   ret = 0;
  out:
+  free (fetch);
   free (r.present);
+  free (r.claimed);
+  free (r.pulls.v);
+  free (r.demands.v);
   order_free (o);
   return ret;
 }

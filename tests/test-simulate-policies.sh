@@ -48,3 +48,25 @@ done
 "$NBDSHADOW" simulate --history "$tmpdir/h.csv" --future "$tmpdir/f.csv" \
     --policy sequential --bandwidth-ratio 4 --json > "$tmpdir/fast.json"
 [ "$(json_get "$tmpdir/fast.json" stalls)" -le "$stalls_sequential" ]
+
+# The stall model of DESIGN.md on a hand-made future (6 blocks, 1 ms RTT):
+# a pull chosen at 0 is still in flight at 0.5 ms, so reading it stalls;
+# a read of a block whose demand fetch is still on its way stalls too.
+cat > "$tmpdir/tiny.csv" <<'CSV'
+ts_us,op,offset,length
+0,W,327680,65536
+500,R,0,65536
+2000,R,65536,65536
+3000,R,196608,65536
+3100,R,196608,65536
+10000000,R,0,65536
+CSV
+"$NBDSHADOW" simulate --history "$tmpdir/tiny.csv" --future "$tmpdir/tiny.csv" \
+    --policy sequential --bandwidth 1G --json > "$tmpdir/tiny-seq.json"
+# Stalls: block 0 (in flight); blocks 1 and 3 arrived long before.
+[ "$(json_get "$tmpdir/tiny-seq.json" stalls)" = 1 ]
+"$NBDSHADOW" simulate --history "$tmpdir/tiny.csv" --future "$tmpdir/tiny.csv" \
+    --policy none --bandwidth 1G --json > "$tmpdir/tiny-none.json"
+# Every read waits but the last: block 3 twice (the second waits on the
+# first's fetch); block 0 arrived long before the last read.
+[ "$(json_get "$tmpdir/tiny-none.json" stalls)" = 4 ]
