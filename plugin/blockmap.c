@@ -451,11 +451,71 @@ blockmap_end_pull (struct pending *e, const void *data, int error)
     fail_fetch (e, error);
     return -1;
   }
-  atomic_fetch_add_explicit (&shadow.stats.bytes_pulled, block_length (e->block),
-                             memory_order_relaxed);
+  if (data)
+    atomic_fetch_add_explicit (&shadow.stats.bytes_pulled,
+                               block_length (e->block), memory_order_relaxed);
   if (shadow_debug_fetch)
     nbdkit_debug ("fetch block %" PRIu64 " (pull)", e->block);
   return install (e, data, &err);
+}
+
+/* Mark the untouched blocks of [first, end) PRESENT without any I/O.
+ * Only for blocks whose shadow range is a hole: with every stripe
+ * locked, a block with no pending entry has no guest write in progress
+ * or done, so the hole is its content.  Returns the blocks marked.
+ */
+static uint64_t
+mark_untouched_holes (uint64_t first, uint64_t end)
+{
+  uint64_t marked = 0;
+  for (uint64_t b = first; b < end; ) {
+    uint64_t chunk_end = end - b > 65536 ? b + 65536 : end;
+    for (unsigned i = 0; i < SHADOW_STRIPES; i++)
+      pthread_mutex_lock (&shadow.stripes[i].lock);
+    for (; b < chunk_end; b++)
+      if (!block_is_present (b) && lookup (b) == NULL) {
+        blockmap_mark_present (b);
+        marked++;
+      }
+    for (unsigned i = SHADOW_STRIPES; i-- > 0; )
+      pthread_mutex_unlock (&shadow.stripes[i].lock);
+  }
+  return marked;
+}
+
+/* The source says blocks [first, first+n) are holes: make them PRESENT
+ * as zeros.  Where the shadow file is a hole too (always, on a first
+ * start) that needs no I/O at all, so a sparse multi-terabyte disk is
+ * covered in seconds; blocks over shadow data (left by a crash, or
+ * written by the guest) go through the ordinary pull rules, which punch
+ * around the guest's sectors.  Returns the blocks made PRESENT here.
+ */
+uint64_t
+blockmap_install_holes (uint64_t first, uint64_t n)
+{
+  uint64_t b = first, end = first + n, done = 0;
+
+  while (b < end) {
+    uint64_t run_end, stop = block_offset (end - 1) + block_length (end - 1);
+    bool data = store_is_data (block_offset (b), stop, &run_end);
+    /* Blocks wholly inside the run; a block straddling its end goes
+     * with the data side.
+     */
+    uint64_t next = data ? ((run_end - 1) >> shadow.block_shift) + 1
+                         : (run_end == stop ? end : run_end >> shadow.block_shift);
+    if (next <= b)
+      next = b + 1, data = true;
+    if (!data)
+      done += mark_untouched_holes (b, next);
+    else
+      for (; b < next; b++) {
+        struct pending *e = blockmap_begin_pull (b);
+        if (e && blockmap_end_pull (e, NULL, 0) == 0)
+          done++;
+      }
+    b = next;
+  }
+  return done;
 }
 
 /* Wait until the fetch that e is waiting on is over.  Consumes the
