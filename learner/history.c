@@ -164,3 +164,48 @@ features_of (const struct history *h, uint64_t unit, double feat[NFEATURES])
   feat[FEAT_LOG_ADJACENT] = log1p (adjacent);
   feat[FEAT_LOG_NEIGHBOURHOOD] = log1p (near);
 }
+
+/* Fold the touched units modulo each candidate period M and count how
+ * often two of them land on the same residue, relative to chance (1 for
+ * unrelated positions).  Devices with the same layout collide far more at
+ * their period and its multiples; the smallest period scoring close to the
+ * best one is the device size.  A candidate needs at least 4 copies, and
+ * the search is skipped where it would cost more than a moment. */
+#define PERIOD_MIN_SCORE 1.5
+#define PERIOD_NEAR_BEST 0.9
+#define PERIOD_MAX_WORK 50000000ULL
+
+uint64_t
+history_period (const struct history *h)
+{
+  uint64_t nunits = 0, mmax, best_m = 0;
+  double best = 0, *score;
+  uint32_t *fold;
+
+  for (size_t i = 0; i < h->n; i++)
+    if (h->units[i].unit + 1 > nunits)
+      nunits = h->units[i].unit + 1;
+  mmax = nunits / 4;
+  if (h->n < 16 || mmax < 2 || mmax * (h->n + mmax) > PERIOD_MAX_WORK)
+    return 0;
+  score = calloc (mmax + 1, sizeof *score);
+  fold = calloc (mmax, sizeof *fold);
+  if (!score || !fold)
+    goto out;
+  for (uint64_t m = 2; m <= mmax; m++) {
+    double pairs = 0;
+    memset (fold, 0, m * sizeof *fold);
+    for (size_t i = 0; i < h->n; i++)
+      pairs += fold[h->units[i].unit % m]++;
+    score[m] = m * pairs * 2 / ((double) h->n * h->n);
+    if (score[m] > best)
+      best = score[m];
+  }
+  if (best >= PERIOD_MIN_SCORE)
+    for (best_m = 2; score[best_m] < PERIOD_NEAR_BEST * best; best_m++)
+      ;
+ out:
+  free (score);
+  free (fold);
+  return best_m;
+}

@@ -47,6 +47,11 @@ extern int history_touch (struct history *h, uint64_t unit, uint64_t ts,
                           int is_write, int is_seq, int new_block,
                           char *err);
 
+/* The period, in units, at which H's activity repeats across the volume
+ * (several devices laid out side by side, as `import --format disksim`
+ * does: the same offsets are busy on each), or 0 if it shows none. */
+extern uint64_t history_period (const struct history *h);
+
 /* Features of UNIT (touched or not) at the end of H's period. */
 extern void features_of (const struct history *h, uint64_t unit,
                          double feat[NFEATURES]);

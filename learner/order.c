@@ -47,6 +47,8 @@ struct region_state {
   int done;                     /* popped: its blocks have been offered */
   float p;                      /* ranker probability, cached */
   uint32_t online;              /* accesses seen since the start */
+  float twins;                  /* history accesses at the same offset on
+                                   every device (add_twins) */
   int stale;                    /* queued for the ranker */
 };
 
@@ -251,8 +253,9 @@ region_push (struct order *o, uint64_t region)
   s = &o->region_state[idx];
   if (s->done || s->p <= o->region_threshold)
     return;
-  activity = h == U64MAP_NONE ? UNSEEN_ACTIVITY
-    : o->regions.units[h].count + (ONLINE_WEIGHT - 1) * s->online;
+  activity = (h == U64MAP_NONE ? UNSEEN_ACTIVITY
+    : o->regions.units[h].count + (ONLINE_WEIGHT - 1) * s->online)
+    + s->twins;
   s->version++;
   heap_push (o, idx, s->p * activity);  /* out of memory: left to the sweep */
 }
@@ -330,6 +333,52 @@ copy_history (struct history *dst, const struct history *src)
   return 0;
 }
 
+/* Devices laid out side by side (history_period) are busy at the same
+ * offsets: a region gains the history activity of its twins, the regions
+ * at its offset on the other devices, and a region the history never
+ * touched takes their mean ranker probability.  On TPC-C's 16 devices the
+ * history has about one access per region, its twins 16 times more. */
+static void
+add_twins (struct order *o)
+{
+  const struct model *m = o->model;
+  uint64_t period = history_period (&m->regions);
+  uint64_t nregions = ((o->nblocks - 1) >> o->regions.shift) + 1;
+  double *count, *psum;
+  uint32_t *pn;
+
+  if (period == 0)
+    return;
+  count = calloc (period, sizeof *count);
+  psum = calloc (period, sizeof *psum);
+  pn = calloc (period, sizeof *pn);
+  if (!count || !psum || !pn)
+    goto out;
+  for (size_t i = 0; i < m->regions.n; i++)
+    count[m->regions.units[i].unit % period] += m->regions.units[i].count;
+  for (size_t i = 0; i < m->ncandidates; i++) {
+    psum[m->candidates[i].unit % period] += m->candidates[i].score;
+    pn[m->candidates[i].unit % period]++;
+  }
+  for (uint64_t r = 0; r < nregions; r++) {
+    uint64_t k = r % period;
+    uint32_t idx;
+    if (count[k] == 0 || pn[k] == 0)
+      continue;
+    idx = region_slot (o, r);
+    if (idx == U64MAP_NONE)
+      break;                    /* out of memory: fewer twins */
+    o->region_state[idx].twins = (float) count[k];
+    if (o->region_state[idx].p <= o->region_threshold)
+      o->region_state[idx].p = (float) (psum[k] / pn[k]);
+    region_push (o, r);
+  }
+ out:
+  free (count);
+  free (psum);
+  free (pn);
+}
+
 static int
 predict_init (struct order *o)
 {
@@ -350,6 +399,7 @@ predict_init (struct order *o)
   o->region_threshold = (float) ranker_score (&m->region_ranker, far);
   for (size_t i = 0; i < m->ncandidates; i++)
     region_set_p (o, m->candidates[i].unit, m->candidates[i].score);
+  add_twins (o);
   return 0;
 }
 
