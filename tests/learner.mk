@@ -2,7 +2,7 @@
 # cli/nbdshadow on small samples (data/) and slices of the real traces;
 # the full evaluation is bench/bench-predict.sh, run on demand.
 
-TESTS += \
+LEARNER_TESTS = \
 	test-cli-help.sh \
 	test-import-formats.sh \
 	test-import-errors.sh \
@@ -10,9 +10,9 @@ TESTS += \
 	test-import-real.sh \
 	test-learner-model.sh \
 	test-simulate-policies.sh \
-	test-simulate-determinism.sh \
-	test-order \
-	test-seqmodel
+	test-simulate-determinism.sh
+
+TESTS += $(LEARNER_TESTS) test-order test-seqmodel
 
 check_PROGRAMS += test-order test-seqmodel
 test_order_SOURCES = test-order.c
@@ -21,14 +21,7 @@ test_seqmodel_SOURCES = test-seqmodel.c
 test_seqmodel_LDADD = ../learner/libnbdshadow.la
 
 EXTRA_DIST += \
-	test-cli-help.sh \
-	test-import-formats.sh \
-	test-import-errors.sh \
-	test-import-nbdkit-log.sh \
-	test-import-real.sh \
-	test-learner-model.sh \
-	test-simulate-policies.sh \
-	test-simulate-determinism.sh \
+	$(LEARNER_TESTS) \
 	data/sample-expected.csv \
 	data/sample.csv \
 	data/sample.nbdkit-log \

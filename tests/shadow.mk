@@ -16,8 +16,7 @@ EXTRA_DIST += $(SHADOW_TESTS) bench/bench-shadow-serve.sh
 # crash-consistency checker of test-shadow-crash.sh).
 check_PROGRAMS += shadow-stress
 shadow_stress_SOURCES = shadow-stress.c
-# No project include dirs: it only needs libnbd (and learner/features.h
-# would shadow glibc's <features.h>).
+# No project include dirs: it only needs libnbd.
 shadow_stress_CPPFLAGS =
 shadow_stress_CFLAGS = $(AM_CFLAGS) $(LIBNBD_CFLAGS)
 shadow_stress_LDADD = $(LIBNBD_LIBS) -lpthread
