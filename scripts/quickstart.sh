@@ -4,6 +4,7 @@
 #
 #   scripts/quickstart.sh demo    install, build, migrate a demo disk
 #   scripts/quickstart.sh test    install, build, run the whole test suite
+#                                 (plain, under ASan+UBSan, and valgrind)
 #
 # Set NBDSHADOW_SKIP_INSTALL=1 to skip the apt-get step.
 set -euo pipefail
@@ -13,7 +14,7 @@ what="${1:-}"
 case "$what" in
     demo|test) ;;
     -h|--help)
-        sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *)
         echo "usage: $0 demo|test" >&2; exit 2 ;;
 esac
@@ -61,5 +62,9 @@ case "$what" in
     test)
         echo "== make check"
         make -j"$(nproc)" check
+        echo "== make check-sanitizers (ASan + UBSan)"
+        make check-sanitizers
+        echo "== make check-valgrind (the filter's integration tests)"
+        make check-valgrind
         ;;
 esac
