@@ -94,15 +94,17 @@ parse_seconds (const char *key, const char *value, unsigned *ms)
 static int
 parse_tls (const char *value)
 {
-  int b;
-  if (strcmp (value, "require") == 0) {
-    source.tls = ENGINE_TLS_REQUIRE;
-    return 0;
-  }
-  if ((b = nbdkit_parse_bool (value)) == -1)
-    return -1;
-  source.tls = b ? ENGINE_TLS_ON : ENGINE_TLS_OFF;
-  return 0;
+  static const struct { const char *name; enum engine_tls tls; } modes[] = {
+    { "off", ENGINE_TLS_OFF }, { "on", ENGINE_TLS_ON },
+    { "require", ENGINE_TLS_REQUIRE },
+  };
+  for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+    if (strcmp (value, modes[i].name) == 0) {
+      source.tls = modes[i].tls;
+      return 0;
+    }
+  nbdkit_error ("tls: %s is not off, on or require", value);
+  return -1;
 }
 
 /* Returns 1 when the key is ours and taken, 0 when it is not ours (the

@@ -6,11 +6,13 @@
 
 /* The smallest round trip is forgotten after two epochs. */
 #define EPOCH_US (10 * 1000000)
-/* Queueing below this is noise on a fast link and harms nobody. */
-#define HARMLESS_QUEUE_US 500
-/* Target queue: between ALPHA and BETA requests waiting on the link. */
-#define ALPHA 1
-#define BETA 2
+/* The queueing delay aimed at: a quarter of the smallest round trip,
+ * so that a demand read sent now takes at most about 1.25 to 1.5 times
+ * what it would on an idle link; but never below a millisecond, which
+ * is noise on a fast local link and harms nobody.
+ */
+#define TARGET_FRACTION 4
+#define TARGET_FLOOR_US 1000
 /* A request carries about this much of the link's time. */
 #define REQUEST_US 1000
 
@@ -47,10 +49,7 @@ end_round (struct pacer *p, uint64_t now_us)
 {
   uint64_t avg = p->round_rtt_sum_us / p->round_acks;
   uint64_t queue_us = avg > p->min_rtt_us ? avg - p->min_rtt_us : 0;
-  /* Bytes waiting on the link: the part of the window that the extra
-   * delay accounts for.
-   */
-  uint64_t queued = avg ? p->window * queue_us / avg : 0;
+  uint64_t target = p->min_rtt_us / TARGET_FRACTION;
   uint64_t req = pacer_request_size (p, p->min_window);
   uint64_t elapsed = now_us - p->round_start_us;
 
@@ -59,11 +58,13 @@ end_round (struct pacer *p, uint64_t now_us)
     p->rate = p->rate ? 0.75 * p->rate + 0.25 * rate : rate;
   }
 
-  if (queued < ALPHA * req || queue_us < HARMLESS_QUEUE_US) {
+  if (target < TARGET_FLOOR_US)
+    target = TARGET_FLOOR_US;
+  if (queue_us < target) {
     uint64_t step = p->window / 4 > req ? p->window / 4 : req;
     p->window += step;
   }
-  else if (queued > BETA * req && p->window > req)
+  else if (queue_us > 2 * target && p->window > req)
     p->window -= req;
   if (p->window < p->min_window)
     p->window = p->min_window;

@@ -1,11 +1,12 @@
 /* Pacing of background pulls: how many bytes may be in flight, how big
  * one request should be, and the optional bandwidth cap.
  *
- * The window follows the delay the link adds (TCP Vegas): a round trip
- * longer than the smallest one seen means requests queue somewhere on
- * the way, and a demand read sent now would queue behind them.  So the
- * window grows while (almost) nothing queues and shrinks when more than
- * about two requests do, settling near the bandwidth-delay product.
+ * The window follows the delay the link adds (like TCP Vegas): a round
+ * trip longer than the smallest one seen means requests queue somewhere
+ * on the way, and a demand read sent now would queue behind them.  So
+ * the window grows while the queueing delay is below a target (a
+ * quarter of the smallest round trip, at least 1 ms) and shrinks when
+ * it is above twice that, settling near the bandwidth-delay product.
  * Plain arithmetic on timestamps: no I/O, no locking, no libev.
  */
 

@@ -4,12 +4,14 @@ ENGINE_TESTS = \
 	test-engine-copy.sh \
 	test-engine-reconnect.sh \
 	test-engine-tls.sh \
-	test-engine-sparse.sh
+	test-engine-sparse.sh \
+	test-engine-params.sh
 
 # Small enough to run under valgrind too.
 ENGINE_VALGRIND_TESTS = \
 	test-engine-reconnect.sh \
-	test-engine-tls.sh
+	test-engine-tls.sh \
+	test-engine-params.sh
 
 TESTS += $(ENGINE_TESTS)
 VALGRIND_TESTS += $(ENGINE_VALGRIND_TESTS)
