@@ -14,7 +14,7 @@ head -c $size /dev/urandom > "$tmpdir/src.img"
 refused ()
 {
     rm -f "$tmpdir/ref.img" "$tmpdir/ref.img.state" "$tmpdir/ref.sock"
-    if timeout 30 /usr/bin/nbdkit -f -U "$tmpdir/ref.sock" --filter="$FILTER" \
+    if timeout 30 nbdkit -f -U "$tmpdir/ref.sock" --filter="$FILTER" \
         nbd shadow-file="$tmpdir/ref.img" "$@" >"$tmpdir/ref.log" 2>&1; then
         echo "$0: nbdkit started with: $*"; cat "$tmpdir/ref.log"; exit 1
     fi
@@ -82,7 +82,7 @@ certtool --generate-certificate --load-ca-certificate "$pki/ca-cert.pem" \
 mkdir "$tmpdir/client"; cp "$pki/ca-cert.pem" "$tmpdir/client/"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-/usr/bin/nbdkit -f -i 127.0.0.1 -p "$port" --tls=require \
+nbdkit -f -i 127.0.0.1 -p "$port" --tls=require \
     --tls-certificates="$pki" file "$tmpdir/src.img" >"$tmpdir/x509.log" 2>&1 &
 _pids="$_pids $!"
 for _ in $(seq 100); do
