@@ -186,6 +186,12 @@ end_pull (void *opaque, void *token, const void *data, int error)
   blockmap_end_pull (token, data, error);
 }
 
+static uint64_t
+install_holes (void *opaque, uint64_t first, uint64_t n)
+{
+  return blockmap_install_holes (first, n);
+}
+
 static bool
 is_present (void *opaque, uint64_t b)
 {
@@ -204,6 +210,7 @@ log_message (void *opaque, bool error, const char *msg)
 static const struct engine_ops ops = {
   .begin_pull = begin_pull,
   .end_pull = end_pull,
+  .install_holes = install_holes,
   .is_present = is_present,
   .log = log_message,
 };

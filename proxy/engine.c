@@ -7,6 +7,14 @@
  * still write to (the engine reads into a buffer of the request, which
  * lives until both sides let go).
  *
+ * Writing pulled data into the shadow is the owner's end_pull, and it
+ * costs more CPU than receiving it (the kernel's copy into the page
+ * cache): done on the engine thread it starved the network.  So
+ * completed pulls go to a few writer threads, started and joined by
+ * the engine thread, and come back to it once written: until then they
+ * count as in flight, so the pull window (and inflight) also bounds the
+ * data waiting to be written, and their buffers are recycled.
+ *
  * Every command sent to the source is an `op`.  libnbd calls the op's
  * completion callback and then its free callback exactly once, also
  * when the handle dies or is closed; the free callback queues the op on
@@ -39,8 +47,12 @@
 #define BACKOFF_MAX_MS 5000
 /* Wait before sweeping again when the last pass could not pull all. */
 #define RESCAN_MS 200
-/* Holes marked local per loop iteration, so demand is never held up. */
-#define HOLE_BUDGET 1024
+/* Hole blocks made local per loop iteration, so that demand is never
+ * held up long (a run of them costs a few ns per block).
+ */
+#define HOLE_BUDGET 65536
+/* Threads writing pulled data to the shadow. */
+#define WRITERS 2
 
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_READY };
 
@@ -106,6 +118,8 @@ struct engine {
   ev_idle more;                 /* more holes to mark: run fill again */
   pthread_t thread;
   bool thread_started;
+  pthread_t writers[WRITERS];
+  unsigned nwriters;            /* started; 0: the engine thread writes */
   struct conn conns[MAX_CONNECTIONS];
   unsigned nconns;
 
@@ -117,6 +131,10 @@ struct engine {
   bool order_changed, start_pulls;
   bool stopping;                /* new demands fail at once */
   bool stopped;                 /* the thread is gone */
+  pthread_cond_t write_cond;    /* to_write is not empty, or writers_stop */
+  struct op *to_write, **to_write_tail; /* pulls for the writers, in order */
+  struct op *written;           /* pulls the writers are done with */
+  bool writers_stop;
 
   /* Published counters (relaxed: statistics). */
   _Atomic bool connected;
@@ -638,11 +656,76 @@ lost_connection (struct op *op)
     nbd_aio_is_dead (c->nbd) || nbd_aio_is_closed (c->nbd);
 }
 
+/* Hand a pull's blocks to the owner: the data, or the error. */
 static void
-finish_pull (struct engine *e, struct op *op)
+write_pull (struct engine *e, struct op *op)
+{
+  for (unsigned i = 0; i < op->nclaims; i++)
+    e->ops.end_pull (e->ops.opaque, op->claims[i],
+                     op->error ? NULL : op->buf + ((size_t) i << e->block_shift),
+                     op->error);
+}
+
+/* A pull is over, written or failed: it leaves the window. */
+static void
+retire_pull (struct engine *e, struct op *op)
 {
   e->pulls_inflight--;
   e->pull_bytes_inflight -= op->count;
+  buf_put (e, op->buf);
+  free (op);
+}
+
+static void *
+writer_thread (void *arg)
+{
+  struct engine *e = arg;
+
+  pthread_mutex_lock (&e->lock);
+  for (;;) {
+    struct op *op = e->to_write;
+    if (op == NULL) {
+      if (e->writers_stop)
+        break;
+      pthread_cond_wait (&e->write_cond, &e->lock);
+      continue;
+    }
+    if ((e->to_write = op->next) == NULL)
+      e->to_write_tail = &e->to_write;
+    pthread_mutex_unlock (&e->lock);
+    write_pull (e, op);
+    pthread_mutex_lock (&e->lock);
+    op->next = e->written;
+    e->written = op;
+    ev_async_send (e->loop, &e->wake);
+  }
+  pthread_mutex_unlock (&e->lock);
+  return NULL;
+}
+
+/* Retire what the writers are done with.  Engine thread. */
+static void
+collect_written (struct engine *e)
+{
+  struct op *op;
+
+  pthread_mutex_lock (&e->lock);
+  op = e->written;
+  e->written = NULL;
+  pthread_mutex_unlock (&e->lock);
+  while (op) {
+    struct op *next = op->next;
+    retire_pull (e, op);
+    op = next;
+  }
+}
+
+/* Takes op: its data goes to the writers; errors are cheap to settle
+ * here.
+ */
+static void
+finish_pull (struct engine *e, struct op *op)
+{
   if (op->error == 0)
     pacer_ack (&e->pacer, op->seq, op->count, op->done_us - op->sent_us,
                op->done_us);
@@ -652,13 +735,19 @@ finish_pull (struct engine *e, struct op *op)
       say (e, true, "pulling %" PRIu32 " bytes at %" PRIu64 ": %s",
            op->count, op->offset, strerror (op->error));
   }
-  for (unsigned i = 0; i < op->nclaims; i++)
-    e->ops.end_pull (e->ops.opaque, op->claims[i],
-                     op->error ? NULL : op->buf + ((size_t) i << e->block_shift),
-                     op->error);
-  buf_put (e, op->buf);
   atomic_store_explicit (&e->window_bytes, e->pacer.window, memory_order_relaxed);
   atomic_store_explicit (&e->min_rtt_us, e->pacer.min_rtt_us, memory_order_relaxed);
+  if (op->error == 0 && e->nwriters) {
+    pthread_mutex_lock (&e->lock);
+    op->next = NULL;
+    *e->to_write_tail = op;
+    e->to_write_tail = &op->next;
+    pthread_cond_signal (&e->write_cond);
+    pthread_mutex_unlock (&e->lock);
+    return;
+  }
+  write_pull (e, op);
+  retire_pull (e, op);
 }
 
 static void
@@ -688,21 +777,21 @@ process_done (struct engine *e)
     struct op *op = e->done;
     e->done = op->next;
     op->conn->inflight--;
-    if (op->kind == OP_PULL)
-      finish_pull (e, op);
-    else {
-      if (op->kind == OP_MAP)
-        finish_map (e, op);
-      /* A demand that lost its connection goes again, unless its
-       * caller gave up or the engine is stopping.
-       */
-      if (op->demand) {
-        if (op->error && lost_connection (op) && !e->stopping &&
-            !demand_abandoned (e, op->demand))
-          requeue (e, op->demand);
-        else
-          demand_finish (e, op->demand, op->kind == OP_MAP ? 0 : op->error);
-      }
+    if (op->kind == OP_PULL) {
+      finish_pull (e, op);      /* takes op */
+      continue;
+    }
+    if (op->kind == OP_MAP)
+      finish_map (e, op);
+    /* A demand that lost its connection goes again, unless its caller
+     * gave up or the engine is stopping.
+     */
+    if (op->demand) {
+      if (op->error && lost_connection (op) && !e->stopping &&
+          !demand_abandoned (e, op->demand))
+        requeue (e, op->demand);
+      else
+        demand_finish (e, op->demand, op->kind == OP_MAP ? 0 : op->error);
     }
     free (op);
   }
@@ -805,9 +894,21 @@ send_map (struct engine *e, struct conn *c, uint64_t b)
   op_send (c, op);
 }
 
+/* How many blocks from b on are known holes of the source, at most max. */
+static uint64_t
+hole_run (struct engine *e, uint64_t b, uint64_t max)
+{
+  uint64_t n = 0;
+  while (n < max && b + n < e->nblocks && map_known (e, b + n) &&
+         map_zero (e, b + n))
+    n++;
+  return n;
+}
+
 /* Start one pull request on c: a run of consecutive data blocks, as
- * long as the pacer wants requests to be.  Holes on the way are marked
- * local at once.  False when there is nothing to send now.
+ * long as the pacer wants requests to be.  Runs of holes on the way are
+ * made local at once, a run per call of install_holes.  False when
+ * there is nothing to send now.
  */
 static bool
 pull_next (struct engine *e, struct conn *c, unsigned *hole_budget)
@@ -829,17 +930,22 @@ pull_next (struct engine *e, struct conn *c, unsigned *hole_budget)
       hold (e, b);
       break;
     }
+    if (zero) {
+      /* The sweep then skips the blocks made local (is_present). */
+      uint64_t n = hole_run (e, b, *hole_budget);
+      uint64_t made = e->ops.install_holes (e->ops.opaque, b, n);
+      if (made) {
+        e->pass_pulled = true;
+        atomic_fetch_add_explicit (&e->hole_blocks, made, memory_order_relaxed);
+      }
+      if ((*hole_budget -= n) == 0)
+        break;
+      continue;
+    }
     void *token = e->ops.begin_pull (e->ops.opaque, b);
     if (token == NULL)
       continue;
     e->pass_pulled = true;
-    if (zero) {
-      e->ops.end_pull (e->ops.opaque, token, NULL, 0);
-      atomic_fetch_add_explicit (&e->hole_blocks, 1, memory_order_relaxed);
-      if (--*hole_budget == 0)
-        break;
-      continue;
-    }
     if (op == NULL) {
       if ((op = op_new (e, OP_PULL, e->max_pull >> e->block_shift)) == NULL ||
           (op->buf = buf_get (e)) == NULL) {
@@ -982,6 +1088,7 @@ wake_cb (struct ev_loop *loop, ev_async *w, int revents)
   pthread_mutex_unlock (&e->lock);
   if (old)
     old->free (old);
+  collect_written (e);
 }
 
 static void *
@@ -989,6 +1096,11 @@ engine_thread (void *arg)
 {
   struct engine *e = arg;
 
+  while (e->nwriters < WRITERS &&
+         pthread_create (&e->writers[e->nwriters], NULL, writer_thread, e) == 0)
+    e->nwriters++;
+  if (e->nwriters < WRITERS)
+    say (e, false, "started %u of %u writer threads", e->nwriters, WRITERS);
   for (unsigned i = 1; i < e->nconns; i++)
     conn_connect (&e->conns[i]);
   ev_run (e->loop, 0);
@@ -1008,7 +1120,15 @@ engine_thread (void *arg)
     c->state = CONN_DOWN;
   }
   process_done (e);
-  wake_cb (e->loop, &e->wake, 0);       /* the last demands in the inbox */
+  /* The writers finish what they have (the blocks become local). */
+  pthread_mutex_lock (&e->lock);
+  e->writers_stop = true;
+  pthread_cond_broadcast (&e->write_cond);
+  pthread_mutex_unlock (&e->lock);
+  for (unsigned i = 0; i < e->nwriters; i++)
+    pthread_join (e->writers[i], NULL);
+  e->nwriters = 0;
+  wake_cb (e->loop, &e->wake, 0);       /* the last demands and writes */
   while (e->queue) {
     struct demand *d = e->queue;
     e->queue = d->next;
@@ -1038,8 +1158,10 @@ engine_open (const struct engine_source *src, const struct engine_params *params
   pthread_mutex_init (&e->lock, NULL);
   pthread_condattr_init (&e->condattr);
   pthread_condattr_setclock (&e->condattr, CLOCK_MONOTONIC);
+  pthread_cond_init (&e->write_cond, NULL);
   e->inbox_tail = &e->inbox;
   e->queue_tail = &e->queue;
+  e->to_write_tail = &e->to_write;
 
   if ((h = handle_new (e)) == NULL || handle_connect (e, h, true) == -1) {
     say (e, true, "cannot connect to the source: %s", nbd_get_error ());
@@ -1265,6 +1387,7 @@ engine_free (struct engine *e)
     ev_loop_destroy (e->loop);
   free ((void *) e->map_known);
   free ((void *) e->map_zero);
+  pthread_cond_destroy (&e->write_cond);
   pthread_condattr_destroy (&e->condattr);
   pthread_mutex_destroy (&e->lock);
   free (e);

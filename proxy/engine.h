@@ -60,7 +60,10 @@ struct engine_params {
   unsigned timeout_ms;            /* a demand read fails after this */
 };
 
-/* What the engine does with blocks.  All called on the engine thread. */
+/* What the engine does with blocks.  end_pull with data is called on
+ * the engine's writer threads (several at once, for different tokens);
+ * the others on the engine thread.
+ */
 struct engine_ops {
   void *opaque;
   /* Take ownership of pulling block b: a token, or NULL if the block is
@@ -71,6 +74,12 @@ struct engine_ops {
    * (zeros), or error != 0 (the block must stay pullable).
    */
   void (*end_pull) (void *opaque, void *token, const void *data, int error);
+  /* Blocks [first, first+n) are holes on the source: make local, as
+   * zeros, those that can be without a pull, in one go (one call for a
+   * run is far cheaper than one per block).  Returns how many it made
+   * local; the others are offered again later.
+   */
+  uint64_t (*install_holes) (void *opaque, uint64_t first, uint64_t n);
   /* Cheap check used to skip local blocks (may be called often). */
   bool (*is_present) (void *opaque, uint64_t b);
   /* Messages; error is true for what the user should see. */
