@@ -401,7 +401,11 @@ handle_new (struct engine *e)
 
   if (h == NULL)
     return NULL;
-  if ((s->export && nbd_set_export_name (h, s->export) == -1) ||
+  /* Buffers are used only after a successful read fills them: libnbd
+   * need not zero each one first (a memset of every pulled byte).
+   */
+  if (nbd_set_pread_initialize (h, false) == -1 ||
+      (s->export && nbd_set_export_name (h, s->export) == -1) ||
       nbd_add_meta_context (h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1 ||
       nbd_set_uri_allow_local_file (h, true) == -1 ||
       (s->tls != ENGINE_TLS_DEFAULT && nbd_set_tls (h, tls_mode[s->tls]) == -1) ||
