@@ -64,8 +64,18 @@ end_round (struct pacer *p, uint64_t now_us)
     uint64_t step = p->window / 4 > req ? p->window / 4 : req;
     p->window += step;
   }
-  else if (queue_us > 2 * target && p->window > req)
-    p->window -= req;
+  else if (queue_us > 2 * target) {
+    /* Drain the queue at once: what the link delivers over the round
+     * trip aimed at.  Shrinking by one request per round (a round
+     * lasting a whole window of round trips) took tens of seconds to
+     * undo an overshoot, and demand reads queued behind it all along.
+     */
+    uint64_t bdp = (uint64_t) (p->rate * (p->min_rtt_us + target) / 1e6);
+    if (bdp < p->window)
+      p->window = bdp;
+    else if (p->window > req)
+      p->window -= req;
+  }
   if (p->window < p->min_window)
     p->window = p->min_window;
   if (p->window > p->max_window)
