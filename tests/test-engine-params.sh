@@ -11,9 +11,8 @@ for bad in shadow-inflight=0 shadow-inflight=x shadow-connections=16 \
            shadow-bandwidth=fast shadow-timeout=0 shadow-timeout=-1 \
            tls=maybe tls-verify=perhaps shadow-policy=random vsock=2; do
     rm -f "$tmpdir/bad.img" "$tmpdir/bad.sock"
-    if timeout 10 nbdkit -f -U "$tmpdir/bad.sock" --filter="$FILTER" \
-        nbd socket="$tmpdir/src.sock" shadow-file="$tmpdir/bad.img" "$bad" \
-        >"$tmpdir/bad.log" 2>&1; then
+    if ! nbdkit_refuses "$tmpdir/bad.log" -U "$tmpdir/bad.sock" --filter="$FILTER" \
+        nbd socket="$tmpdir/src.sock" shadow-file="$tmpdir/bad.img" "$bad"; then
         echo "$0: nbdkit accepted $bad"; exit 1
     fi
     echo "$bad: $(cat "$tmpdir/bad.log")"

@@ -14,12 +14,10 @@ head -c $size /dev/urandom > "$tmpdir/src.img"
 refused ()
 {
     rm -f "$tmpdir/ref.img" "$tmpdir/ref.img.state" "$tmpdir/ref.sock"
-    if timeout 30 nbdkit -f -U "$tmpdir/ref.sock" --filter="$FILTER" \
-        nbd shadow-file="$tmpdir/ref.img" "$@" >"$tmpdir/ref.log" 2>&1; then
+    if ! nbdkit_refuses "$tmpdir/ref.log" -U "$tmpdir/ref.sock" --filter="$FILTER" \
+        nbd shadow-file="$tmpdir/ref.img" "$@"; then
         echo "$0: nbdkit started with: $*"; cat "$tmpdir/ref.log"; exit 1
     fi
-    # 124: it was still serving when timeout stopped it.
-    test $? -ne 124
     cat "$tmpdir/ref.log"
 }
 
