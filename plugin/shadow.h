@@ -11,7 +11,8 @@
  *   blockmap.c   present bitmap, pending blocks, sector masks, fetch/claim
  *   store.c      the shadow file (data)
  *   statefile.c  the state file (which blocks are PRESENT), durability
- *   upstream.c   the connection to the source and switchover
+ *   upstream.c   glue to the shadowing engine (proxy/): the source's
+ *                address and TLS, demand reads, holes, switchover
  *   stats.c      counters, the stats file, the periodic checkpoint
  */
 
