@@ -264,16 +264,6 @@ blockmap_foreach_partial (partial_fn fn, void *opaque)
   }
 }
 
-/* The fast path of every request: are all its blocks local already? */
-static bool
-all_present (uint64_t first, uint64_t last)
-{
-  for (uint64_t b = first; b <= last; b++)
-    if (!block_is_present (b))
-      return false;
-  return true;
-}
-
 /* Fetching. */
 
 /* What one request needs done about one block. */
@@ -569,7 +559,7 @@ make_readable (uint64_t offset, uint32_t count, bool whole, bool no_wait,
   int r = 0;
 
   *stalled = false;
-  if (all_present (first, last))
+  if (blocks_are_present (first, last))
     return 0;
   *since = time_us ();
 
@@ -790,7 +780,7 @@ blockmap_write (const void *buf, uint32_t count, uint64_t offset,
   uint64_t t0 = 0;
   int r = 0;
 
-  if (!all_present (first, last)) {
+  if (!blocks_are_present (first, last)) {
     ents = calloc (n, sizeof *ents);
     scs = calloc (n, sizeof *scs);
     if (ents == NULL || scs == NULL) {

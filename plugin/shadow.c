@@ -22,9 +22,7 @@
 /* Parameters from DESIGN.md that later parts of nbdshadow implement:
  * refused with a clear message rather than silently ignored.
  */
-static const char *not_yet[] = {
-  "shadow-model", "shadow-redis", "shadow-id", "shadow-record", NULL
-};
+static const char *not_yet[] = { "shadow-redis", "shadow-id", NULL };
 
 static void
 shadow_unload (void)
@@ -33,6 +31,7 @@ shadow_unload (void)
   free (shadow.state_file);
   free (shadow.stats_file);
   upstream_unload ();
+  predict_unload ();
 }
 
 static int
@@ -87,6 +86,8 @@ shadow_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
    * plugin's (the source's address, TLS), which the plugin checks too.
    */
   int r = upstream_config (key, value);
+  if (r == 0)
+    r = predict_config (key, value);
   if (r != 0)
     return r == 1 ? 0 : -1;
   if (strncmp (key, "shadow-", 7) != 0)
@@ -100,17 +101,6 @@ shadow_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     return set_path (&shadow.stats_file, key, value);
   if (strcmp (key, "shadow-block-size") == 0)
     return parse_block_size (value);
-  if (strcmp (key, "shadow-policy") == 0) {
-    static const char *policies[] = { "sequential", "none", NULL };
-    for (const char **p = policies; *p; p++)
-      if (strcmp (value, *p) == 0) {
-        shadow.policy = *p;
-        return 0;
-      }
-    nbdkit_error ("shadow-policy: %s is not available in this build "
-                  "(known: sequential, none)", value);
-    return -1;
-  }
   for (const char **k = not_yet; *k; k++)
     if (strcmp (key, *k) == 0) {
       nbdkit_error ("%s: not implemented yet in this version of the filter", key);
@@ -137,22 +127,28 @@ shadow_config_complete (nbdkit_next_config_complete *next,
     nbdkit_error ("shadow-state must not be the shadow-file itself");
     return -1;
   }
+  /* The model may set the block size and the policy. */
+  if (predict_config_complete () == -1)
+    return -1;
   if (shadow.block_size == 0) {
     shadow.block_size = SHADOW_DEFAULT_BLOCK_SIZE;
     shadow.block_shift = __builtin_ctz (SHADOW_DEFAULT_BLOCK_SIZE);
   }
-  /* A migration copies in the background unless told otherwise. */
-  if (shadow.policy == NULL)
-    shadow.policy = "sequential";
   return next (nxdata);
 }
 
 #define shadow_config_help \
   "shadow-file=<FILE>      (required) The local shadow of the disk.\n" \
   "shadow-state=<FILE>     Which blocks are local (default FILE.state).\n" \
-  "shadow-block-size=<N>   Block size, power of two 4K..4M (default 64K).\n" \
+  "shadow-block-size=<N>   Block size, power of two 4K..4M (default 64K,\n" \
+  "                        or the model's).\n" \
   "shadow-stats=<FILE>     Rewrite FILE with JSON statistics every second.\n" \
-  "shadow-policy=sequential|none  Background copy order, or none (demand only).\n" \
+  "shadow-model=<FILE>     Predictor from nbdshadow train.\n" \
+  "shadow-policy=<P>       Background copy order: predict (default with a\n" \
+  "                        model), sequential (default without), frequency,\n" \
+  "                        first-access, none (demand fetches only).\n" \
+  "shadow-record=<FILE>    Append the guest's requests to FILE (trace CSV)\n" \
+  "                        until switchover, to train the next model.\n" \
   "shadow-inflight=<N>     Most background reads in flight (default 64).\n" \
   "shadow-connections=<N>  Background connections if multi-conn (default 2).\n" \
   "shadow-bandwidth=<N>    Cap on background reads, bytes/s (default none).\n" \
@@ -167,7 +163,7 @@ shadow_get_ready (int thread_model)
   shadow.shadow_fd = shadow.state_fd = -1;
   if (store_open () == -1)
     return -1;
-  if (statefile_open () == -1) {
+  if (statefile_open () == -1 || predict_get_ready () == -1) {
     store_forget_unused ();
     return -1;
   }
@@ -202,22 +198,26 @@ shadow_after_fork (nbdkit_backend *backend)
 
   if (!shadow.state_fresh) {
     if (statefile_load () == -1)
-      return -1;
+      goto fail;
     /* A complete shadow needs no source at all. */
     if (!shadow.complete &&
         (upstream_open (backend, &size) == -1 ||
          source_fingerprint (size, fingerprint) == -1 ||
          statefile_check_source (size, fingerprint) == -1))
-      return -1;
+      goto fail;
   }
   else if (upstream_open (backend, &size) == -1 ||
            source_fingerprint (size, fingerprint) == -1 ||
            statefile_create (size, fingerprint) == -1) {
     store_forget_unused ();
-    return -1;
+    goto fail;
   }
-  upstream_start ();
-  return stats_start ();
+  if (upstream_start () == -1 || stats_start () == -1)
+    goto fail;
+  return 0;
+ fail:
+  predict_forget_unused ();
+  return -1;
 }
 
 static void
@@ -227,6 +227,7 @@ shadow_cleanup (nbdkit_backend *backend)
 
   stats_stop ();
   upstream_close ();            /* no pull lands after the checkpoint */
+  predict_flush_record (true);
   if (shadow.present)
     statefile_checkpoint (&err);
   stats_write_file ();
@@ -302,6 +303,7 @@ shadow_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
 
   if (count == 0)
     return 0;
+  predict_guest_request ('R', offset, count);
   if (blockmap_prepare_read (offset, count, &stalled, err) == -1)
     return -1;
   if (!stalled)
@@ -312,18 +314,20 @@ shadow_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
 static int
 shadow_flush (nbdkit_next *next, void *handle, uint32_t flags, int *err)
 {
+  predict_guest_request ('F', 0, 0);
   return statefile_checkpoint (err);
 }
 
-/* A write, zero or trim (buf NULL), then a flush if the client asked for
- * FUA.
+/* A write, zero or trim (op as in the trace CSV; buf NULL unless a
+ * write), then a flush if the client asked for FUA.
  */
 static int
-write_range (const void *buf, uint32_t count, uint64_t offset, uint32_t flags,
-             int *err)
+write_range (char op, const void *buf, uint32_t count, uint64_t offset,
+             uint32_t flags, int *err)
 {
   if (count == 0)
     return 0;
+  predict_guest_request (op, offset, count);
   if (blockmap_write (buf, count, offset, buf == NULL, err) == -1)
     return -1;
   if (flags & NBDKIT_FLAG_FUA)
@@ -335,7 +339,7 @@ static int
 shadow_pwrite (nbdkit_next *next, void *handle, const void *buf,
                uint32_t count, uint64_t offset, uint32_t flags, int *err)
 {
-  return write_range (buf, count, offset, flags, err);
+  return write_range ('W', buf, count, offset, flags, err);
 }
 
 /* Zero and trim both punch holes: a trimmed range reads back as zeros,
@@ -345,14 +349,14 @@ static int
 shadow_zero (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
              uint32_t flags, int *err)
 {
-  return write_range (NULL, count, offset, flags, err);
+  return write_range ('Z', NULL, count, offset, flags, err);
 }
 
 static int
 shadow_trim (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
              uint32_t flags, int *err)
 {
-  return write_range (NULL, count, offset, flags, err);
+  return write_range ('T', NULL, count, offset, flags, err);
 }
 
 static int

@@ -13,6 +13,8 @@
  *   statefile.c  the state file (which blocks are PRESENT), durability
  *   upstream.c   glue to the shadowing engine (proxy/): the source's
  *                address and TLS, demand reads, holes, switchover
+ *   predict.c    the pull order from the learner (learner/), fed with
+ *                every guest request; recording them
  *   stats.c      counters, the stats file, the periodic checkpoint
  */
 
@@ -24,6 +26,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <pthread.h>
+
+struct engine_order;
 
 #define SHADOW_SECTOR 512
 #define SHADOW_MIN_BLOCK_SIZE (4 * 1024)
@@ -92,6 +96,7 @@ struct shadow {
   char *shadow_file;
   char *state_file;
   char *stats_file;
+  char *record_file;
   uint32_t block_size;
   unsigned block_shift;
   const char *policy;
@@ -137,6 +142,15 @@ static inline bool block_is_present (uint64_t b)
           >> (b % 64)) & 1;
 }
 
+/* The fast path of every request: are all its blocks local already? */
+static inline bool blocks_are_present (uint64_t first, uint64_t last)
+{
+  for (uint64_t b = first; b <= last; b++)
+    if (!block_is_present (b))
+      return false;
+  return true;
+}
+
 /* shadow.c */
 extern int64_t shadow_parse_size (const char *key, const char *value);
 
@@ -178,12 +192,24 @@ extern void statefile_close (void);
 extern int upstream_config (const char *key, const char *value);
 extern void upstream_unload (void);
 extern int upstream_open (void *backend, uint64_t *disk_size);
-extern void upstream_start (void);
+extern int upstream_start (void);
 extern void upstream_close (void);
 extern int upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err);
 extern int upstream_extents (uint32_t count, uint64_t offset, void *extents, int *err);
 extern void upstream_stats (FILE *fp);
 extern void upstream_switchover_check (void);
+
+/* predict.c */
+extern int predict_config (const char *key, const char *value);
+extern int predict_config_complete (void);
+extern int predict_get_ready (void);
+extern struct engine_order *predict_order_new (void);
+extern void predict_guest_request (char op, uint64_t offset, uint32_t count);
+extern void predict_tick (void);
+extern void predict_flush_record (bool stop);
+extern void predict_forget_unused (void);
+extern void predict_stats (FILE *fp);
+extern void predict_unload (void);
 
 /* stats.c */
 extern int stats_start (void);

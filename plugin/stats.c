@@ -53,6 +53,7 @@ stats_write_file (void)
            LOAD (shadow.stats.bytes_fetched), LOAD (shadow.stats.bytes_pulled),
            LOAD (shadow.stats.fetch_errors));
   upstream_stats (fp);
+  predict_stats (fp);
   fputs ("}\n", fp);
   if (fclose (fp) == EOF || rename (tmp, shadow.stats_file) == -1)
     nbdkit_debug ("stats: %s: %m", shadow.stats_file);
@@ -85,6 +86,8 @@ housekeeping (void *arg)
     pthread_mutex_unlock (&lock);
 
     int err;
+    predict_tick ();
+    predict_flush_record (false);
     if (state_changed ())
       statefile_checkpoint (&err);
     upstream_switchover_check ();

@@ -234,14 +234,21 @@ upstream_open (void *backend, uint64_t *disk_size)
   return engine ? 0 : -1;
 }
 
-/* The block map is ready: start the background copy unless the policy
- * is demand only.
+/* The block map is ready: start the background copy in the policy's
+ * order, unless the policy is demand only.
  */
-void
+int
 upstream_start (void)
 {
-  if (engine && strcmp (shadow.policy, "none") != 0)
-    engine_start_pulls (engine, NULL);
+  struct engine_order *order;
+
+  if (engine == NULL || strcmp (shadow.policy, "none") == 0)
+    return 0;
+  order = predict_order_new ();
+  if (order == NULL)
+    return -1;
+  engine_start_pulls (engine, order);
+  return 0;
 }
 
 void
@@ -344,6 +351,7 @@ upstream_switchover_check (void)
   if (statefile_checkpoint (&err) == -1)
     return;                     /* try again next time */
   upstream_close ();
+  predict_flush_record (true);
   nbdkit_debug ("switchover: all %" PRIu64 " blocks are local, source detached",
                 shadow.nblocks);
 }

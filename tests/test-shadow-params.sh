@@ -39,6 +39,33 @@ expect_refusal 'shadow-file' src8
 expect_refusal '/dev/null/x' src8 shadow-file=/dev/null/x
 expect_refusal "$tmpdir" src8 shadow-file="$tmpdir"
 expect_refusal 'shadow-policy' src8 shadow-file="$img" shadow-policy=bogus
+# The predictor: a model from nbdshadow train, checked before serving.
+"$NBDSHADOW" train --trace "$abs_top_srcdir/tests/data/sample.csv" \
+    --block-size 64K -o "$tmpdir/64k.model" > /dev/null
+expect_refusal 'oracle' src8 shadow-file="$img" shadow-policy=oracle
+expect_refusal 'needs a model' src8 shadow-file="$img" shadow-policy=predict
+expect_refusal 'needs a model' src8 shadow-file="$img" shadow-policy=frequency
+expect_refusal 'shadow-model.*/dev/null/m' src8 shadow-file="$img" \
+    shadow-model=/dev/null/m
+head -c 1000 "$tmpdir/64k.model" > "$tmpdir/short.model"
+expect_refusal "shadow-model.*$tmpdir/short.model" src8 shadow-file="$img" \
+    shadow-model="$tmpdir/short.model"
+cp "$tmpdir/64k.model" "$tmpdir/bad.model"
+printf 'X' | dd of="$tmpdir/bad.model" bs=1 seek=2000 conv=notrunc 2>/dev/null
+expect_refusal "shadow-model.*$tmpdir/bad.model" src8 shadow-file="$img" \
+    shadow-model="$tmpdir/bad.model"
+expect_refusal 'shadow-model.*65536-byte blocks.*4096' src8 shadow-file="$img" \
+    shadow-model="$tmpdir/64k.model" shadow-block-size=4K
+echo "not a trace" > "$tmpdir/notes.txt"
+expect_refusal "shadow-record.*$tmpdir/notes.txt" src8 shadow-file="$img" \
+    shadow-record="$tmpdir/notes.txt"
+test "$(cat "$tmpdir/notes.txt")" = "not a trace"
+expect_refusal 'shadow-record.*/dev/null/r' src8 shadow-file="$img" \
+    shadow-record=/dev/null/r
+# A start that fails later (here: no source) leaves no record file.
+expect_refusal 'source' nosuch shadow-file="$img" \
+    shadow-record="$tmpdir/new.csv"
+test ! -e "$tmpdir/new.csv"
 # Nothing is created for a bad parameter.
 test ! -e "$img"
 expect_refusal '/dev/null/s' src8 shadow-file="$img" shadow-state=/dev/null/s

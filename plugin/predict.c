@@ -1,0 +1,448 @@
+/* The pull order, and what the guest does: the learner joined to the
+ * filter.
+ *
+ * The engine asks for the next block to pull on its own thread; guests
+ * run on nbdkit's threads.  The learner's order object is not
+ * thread-safe, and its re-ranking may take far longer than a guest
+ * request should wait, so a guest never touches it: each request (hit or
+ * stall) is put in a small ring, under a lock held for a few stores, and
+ * whoever next uses the order (the engine wanting a block, or the
+ * housekeeping thread once a second) feeds the ring to order_observe
+ * first.  A full ring drops observations (counted): the model then
+ * learns from fewer requests, nothing else is lost.
+ *
+ * The same requests can be recorded, as the canonical trace CSV
+ * (shadow-record), to train the next model from this migration.
+ * Recording stops at switchover, so the file does not grow for the
+ * lifetime of the VM.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nbdkit-filter.h>
+
+#include "engine.h"
+#include "model.h"
+#include "order.h"
+#include "shadow.h"
+
+static char *model_file;
+static struct model *model;
+static bool block_size_given;
+
+/* ---- parameters ---- */
+
+int
+predict_config (const char *key, const char *value)
+{
+  if (strcmp (key, "shadow-policy") == 0) {
+    for (const char *const *p = order_policies; *p; p++)
+      if (strcmp (value, *p) == 0 && strcmp (*p, "oracle") != 0) {
+        shadow.policy = *p;
+        return 1;
+      }
+    nbdkit_error ("shadow-policy: unknown policy '%s' (known: none, "
+                  "sequential, frequency, first-access, predict)", value);
+    return -1;
+  }
+  if (strcmp (key, "shadow-model") == 0) {
+    free (model_file);
+    model_file = nbdkit_absolute_path (value);
+    return model_file ? 1 : -1;
+  }
+  if (strcmp (key, "shadow-record") == 0) {
+    free (shadow.record_file);
+    shadow.record_file = nbdkit_absolute_path (value);
+    return shadow.record_file ? 1 : -1;
+  }
+  if (strcmp (key, "shadow-block-size") == 0)
+    block_size_given = true;    /* and let shadow.c parse it */
+  return 0;
+}
+
+static bool
+needs_model (const char *policy)
+{
+  return strcmp (policy, "sequential") != 0 && strcmp (policy, "none") != 0;
+}
+
+/* Load the model (before the fork: a bad one stops nbdkit at once) and
+ * settle the policy and the block size with it.
+ */
+int
+predict_config_complete (void)
+{
+  char err[LEARNER_ERRLEN];
+
+  if (model_file) {
+    model = model_load (model_file, err);
+    if (model == NULL) {
+      nbdkit_error ("shadow-model: %s", err);
+      return -1;
+    }
+    if (!block_size_given) {
+      if (model->block_size < SHADOW_MIN_BLOCK_SIZE ||
+          model->block_size > SHADOW_MAX_BLOCK_SIZE) {
+        nbdkit_error ("shadow-model: %s was trained for %" PRIu64
+                      "-byte blocks; the filter needs 4K..4M", model_file,
+                      model->block_size);
+        return -1;
+      }
+      shadow.block_size = model->block_size;
+      shadow.block_shift = __builtin_ctzll (model->block_size);
+    }
+    else if (model->block_size != shadow.block_size) {
+      nbdkit_error ("shadow-model: %s was trained for %" PRIu64
+                    "-byte blocks but shadow-block-size is %" PRIu32,
+                    model_file, model->block_size, shadow.block_size);
+      return -1;
+    }
+    if (shadow.policy == NULL)
+      shadow.policy = "predict";
+  }
+  if (shadow.policy == NULL)
+    shadow.policy = "sequential";
+  if (needs_model (shadow.policy) && model == NULL) {
+    nbdkit_error ("shadow-policy=%s needs a model (shadow-model=FILE, "
+                  "from nbdshadow train)", shadow.policy);
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- what the guest does: the ring ---- */
+
+struct observation {
+  uint64_t now_us;
+  uint64_t first, last;
+  bool is_write, was_hit;
+};
+
+#define RING_SIZE 16384         /* a few seconds of a busy guest */
+
+static struct observation ring[RING_SIZE];
+static size_t ring_head, ring_count;
+static pthread_mutex_t ring_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic uint64_t dropped;
+
+/* The order; order_lock serializes every use of it. */
+static struct order *order;
+static pthread_mutex_t order_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic bool observing;
+
+/* Costs, for the stats file: the guest's side (ring and record) and the
+ * model's (order_observe + order_next, off the guest's path).
+ */
+static _Atomic uint64_t guest_ns, guest_requests;
+static _Atomic uint64_t model_ns, model_calls;
+
+static uint64_t
+clock_ns (clockid_t clock)
+{
+  struct timespec ts;
+  clock_gettime (clock, &ts);
+  return ts.tv_sec * UINT64_C (1000000000) + ts.tv_nsec;
+}
+
+static void
+ring_push (uint64_t now_us, uint64_t first, uint64_t last, bool is_write,
+           bool was_hit)
+{
+  pthread_mutex_lock (&ring_lock);
+  if (ring_count == RING_SIZE)
+    atomic_fetch_add_explicit (&dropped, 1, memory_order_relaxed);
+  else {
+    ring[(ring_head + ring_count++) % RING_SIZE] = (struct observation) {
+      now_us, first, last, is_write, was_hit
+    };
+  }
+  pthread_mutex_unlock (&ring_lock);
+}
+
+/* Feed the ring to the model.  Called with order_lock held.  Taken in
+ * chunks so the guests' lock is held only for a copy.
+ */
+static void
+drain_ring (void)
+{
+  struct observation chunk[256];
+  size_t n;
+
+  do {
+    pthread_mutex_lock (&ring_lock);
+    n = ring_count < 256 ? ring_count : 256;
+    for (size_t i = 0; i < n; i++)
+      chunk[i] = ring[(ring_head + i) % RING_SIZE];
+    ring_head = (ring_head + n) % RING_SIZE;
+    ring_count -= n;
+    pthread_mutex_unlock (&ring_lock);
+    for (size_t i = 0; i < n; i++)
+      order_observe (order, chunk[i].now_us, chunk[i].first, chunk[i].last,
+                     chunk[i].is_write, chunk[i].was_hit);
+  } while (n == 256);
+}
+
+/* ---- the order the engine follows ---- */
+
+static int
+present_for_order (void *ctx, uint64_t b)
+{
+  return block_is_present (b);
+}
+
+static bool
+order_next_block (struct engine_order *self, uint64_t *b)
+{
+  size_t n = 0;
+  uint64_t t0 = clock_ns (CLOCK_MONOTONIC);
+
+  pthread_mutex_lock (&order_lock);
+  if (order) {
+    drain_ring ();
+    /* One block at a time: what the guest did a moment ago re-ranks the
+     * very next pull.
+     */
+    n = order_next (order, b, 1, present_for_order, NULL);
+  }
+  pthread_mutex_unlock (&order_lock);
+  atomic_fetch_add_explicit (&model_ns, clock_ns (CLOCK_MONOTONIC) - t0,
+                             memory_order_relaxed);
+  atomic_fetch_add_explicit (&model_calls, 1, memory_order_relaxed);
+  return n == 1;
+}
+
+static void
+order_release (struct engine_order *self)
+{
+  atomic_store (&observing, false);
+  pthread_mutex_lock (&order_lock);
+  order_free (order);
+  order = NULL;
+  pthread_mutex_unlock (&order_lock);
+  free (self);
+}
+
+/* The engine's order for the policy, or NULL for none (the engine then
+ * pulls nothing but demand reads).  Called once the geometry is known.
+ */
+struct engine_order *
+predict_order_new (void)
+{
+  char err[LEARNER_ERRLEN];
+  struct engine_order *eo;
+
+  if (strcmp (shadow.policy, "none") == 0)
+    return NULL;
+  eo = malloc (sizeof *eo);
+  if (eo == NULL) {
+    nbdkit_error ("malloc: %m");
+    return NULL;
+  }
+  pthread_mutex_lock (&order_lock);
+  order = order_new (shadow.policy, model, shadow.nblocks, shadow.block_size,
+                     err);
+  pthread_mutex_unlock (&order_lock);
+  if (order == NULL) {
+    nbdkit_error ("shadow-policy=%s: %s", shadow.policy, err);
+    free (eo);
+    return NULL;
+  }
+  eo->next = order_next_block;
+  eo->free = order_release;
+  /* Only predict learns from the guest (order_observe ignores the rest). */
+  atomic_store (&observing, strcmp (shadow.policy, "predict") == 0);
+  return eo;
+}
+
+/* Housekeeping: keep the model current when the engine is not asking
+ * for blocks (its window full, or waiting for the source).
+ */
+void
+predict_tick (void)
+{
+  pthread_mutex_lock (&order_lock);
+  if (order)
+    drain_ring ();
+  pthread_mutex_unlock (&order_lock);
+}
+
+/* ---- recording ---- */
+
+#define RECORD_HEADER "ts_us,op,offset,length\n"
+#define RECORD_BUFFER 65536
+
+static int record_fd = -1;
+static char record_buf[RECORD_BUFFER];
+static size_t record_len;
+static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic bool recording;
+static uint64_t recorded;
+static bool record_created;     /* by this start: removed if it fails */
+
+/* Called with record_lock held. */
+static void
+record_write_out (void)
+{
+  size_t done = 0;
+
+  while (done < record_len) {
+    ssize_t r = write (record_fd, record_buf + done, record_len - done);
+    if (r == -1 && errno == EINTR)
+      continue;
+    if (r == -1) {
+      nbdkit_error ("shadow-record: %s: %m; recording stopped",
+                    shadow.record_file);
+      atomic_store (&recording, false);
+      break;
+    }
+    done += r;
+  }
+  record_len = 0;
+}
+
+/* Open the record file before the fork.  An existing trace is appended
+ * to (a restart continues the migration); anything else is refused
+ * rather than overwritten.
+ */
+int
+predict_get_ready (void)
+{
+  char head[sizeof RECORD_HEADER - 1];
+  ssize_t n;
+
+  if (shadow.record_file == NULL)
+    return 0;
+  record_fd = open (shadow.record_file, O_RDWR | O_APPEND | O_CLOEXEC);
+  if (record_fd == -1 && errno == ENOENT) {
+    record_fd = open (shadow.record_file,
+                      O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    record_created = record_fd >= 0;
+  }
+  if (record_fd == -1) {
+    nbdkit_error ("shadow-record: %s: %m", shadow.record_file);
+    return -1;
+  }
+  n = pread (record_fd, head, sizeof head, 0);
+  if (n == 0)
+    n = write (record_fd, RECORD_HEADER, sizeof RECORD_HEADER - 1)
+        == sizeof RECORD_HEADER - 1 ? 0 : -1;
+  else if (n != sizeof head || memcmp (head, RECORD_HEADER, sizeof head) != 0) {
+    nbdkit_error ("shadow-record: %s exists and is not a trace CSV "
+                  "(header ts_us,op,offset,length); refusing to overwrite it",
+                  shadow.record_file);
+    return -1;
+  }
+  if (n == -1) {
+    nbdkit_error ("shadow-record: %s: %m", shadow.record_file);
+    return -1;
+  }
+  atomic_store (&recording, true);
+  return 0;
+}
+
+static void
+record (char op, uint64_t offset, uint32_t count)
+{
+  pthread_mutex_lock (&record_lock);
+  if (atomic_load_explicit (&recording, memory_order_relaxed)) {
+    /* The time is taken under the lock, so the file is in time order. */
+    uint64_t ts_us = clock_ns (CLOCK_REALTIME) / 1000;
+    record_len += snprintf (record_buf + record_len, 64,
+                            "%" PRIu64 ",%c,%" PRIu64 ",%" PRIu32 "\n",
+                            ts_us, op, offset, count);
+    recorded++;
+    if (record_len > RECORD_BUFFER - 64)
+      record_write_out ();
+  }
+  pthread_mutex_unlock (&record_lock);
+}
+
+/* Start-up failed: a record file this start created holds nothing. */
+void
+predict_forget_unused (void)
+{
+  if (record_created && recorded == 0)
+    unlink (shadow.record_file);
+}
+
+/* Write what is buffered; at switchover, stop. */
+void
+predict_flush_record (bool stop)
+{
+  pthread_mutex_lock (&record_lock);
+  if (record_fd >= 0) {
+    if (atomic_load (&recording))
+      record_write_out ();
+    if (stop) {
+      atomic_store (&recording, false);
+      if (close (record_fd) == -1)
+        nbdkit_error ("shadow-record: %s: %m", shadow.record_file);
+      record_fd = -1;
+    }
+  }
+  pthread_mutex_unlock (&record_lock);
+}
+
+/* ---- the guest's side ---- */
+
+/* A guest request (op as in the trace CSV) is about to be served.  A
+ * read is a hit if all its blocks are local now; otherwise it is about
+ * to stall (a missed prediction).  Cheap: the ring's lock, and the
+ * record buffer's when recording.
+ */
+void
+predict_guest_request (char op, uint64_t offset, uint32_t count)
+{
+  bool obs = atomic_load_explicit (&observing, memory_order_relaxed) &&
+             count > 0 && op != 'F';
+  bool rec = atomic_load_explicit (&recording, memory_order_relaxed);
+  uint64_t t0;
+
+  if (!obs && !rec)
+    return;
+  t0 = clock_ns (CLOCK_MONOTONIC);
+  if (obs) {
+    uint64_t first = offset >> shadow.block_shift;
+    uint64_t last = (offset + count - 1) >> shadow.block_shift;
+    ring_push (t0 / 1000, first, last, op != 'R',
+               op != 'R' || blocks_are_present (first, last));
+  }
+  if (rec)
+    record (op, offset, count);
+  atomic_fetch_add_explicit (&guest_ns, clock_ns (CLOCK_MONOTONIC) - t0,
+                             memory_order_relaxed);
+  atomic_fetch_add_explicit (&guest_requests, 1, memory_order_relaxed);
+}
+
+/* Extra fields of the stats file, each preceded by ", ". */
+void
+predict_stats (FILE *fp)
+{
+  uint64_t gn = atomic_load (&guest_requests), mn = atomic_load (&model_calls);
+  uint64_t rec;
+
+  pthread_mutex_lock (&record_lock);
+  rec = recorded;
+  pthread_mutex_unlock (&record_lock);
+  fprintf (fp, ", \"guest_path_ns\": %" PRIu64 ", \"order_ns\": %" PRIu64
+           ", \"observations_dropped\": %" PRIu64 ", \"recorded\": %" PRIu64,
+           gn ? atomic_load (&guest_ns) / gn : 0,
+           mn ? atomic_load (&model_ns) / mn : 0,
+           (uint64_t) atomic_load (&dropped), rec);
+}
+
+void
+predict_unload (void)
+{
+  predict_flush_record (true);
+  model_free (model);
+  model = NULL;
+  free (model_file);
+  free (shadow.record_file);
+}
