@@ -429,8 +429,12 @@ blockmap_begin_pull (uint64_t b)
 {
   struct pending *e = NULL;
   enum need need = acquire (b, 0, 0, true, &e);
-  if (need == NEED_FETCH)
+  if (need == NEED_FETCH) {
+    /* The order pulls start in: what the policy chose. */
+    if (shadow_debug_fetch)
+      nbdkit_debug ("pull block %" PRIu64 " started", b);
     return e;
+  }
   if (need == NEED_WAIT) {
     struct stripe *s = stripe_of (b);
     pthread_mutex_lock (&s->lock);

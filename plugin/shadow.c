@@ -212,6 +212,9 @@ shadow_after_fork (nbdkit_backend *backend)
     store_forget_unused ();
     goto fail;
   }
+  /* Recording covers the migration only: a complete shadow has none. */
+  if (shadow.complete)
+    predict_flush_record (true);
   if (upstream_start () == -1 || stats_start () == -1)
     goto fail;
   return 0;

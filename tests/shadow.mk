@@ -6,7 +6,8 @@ SHADOW_TESTS = \
 	test-shadow-crash.sh \
 	test-shadow-switchover.sh \
 	test-shadow-params.sh \
-	test-shadow-large.sh
+	test-shadow-large.sh \
+	test-shadow-predict.sh
 
 TESTS += $(SHADOW_TESTS)
 VALGRIND_TESTS += $(SHADOW_TESTS)
