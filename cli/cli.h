@@ -17,6 +17,9 @@ extern int parse_block_size (const char *s, uint64_t *out);
 /* Seconds from "1ms", "250us", "2s" or plain seconds. */
 extern int parse_duration (const char *s, double *out);
 extern double seconds_since (const struct timespec *start);
+/* Print "KEY": V followed by SEP, with null for a NaN or infinity (JSON
+ * has neither). */
+extern void print_json_number (const char *key, double v, const char *sep);
 
 /* plot.c: coverage and cumulative stalls over time, one line per policy. */
 extern int plot_svg (const char *path, const struct sim_result *results,
