@@ -10,6 +10,7 @@
 extern int cmd_import (int argc, char **argv);
 extern int cmd_train (int argc, char **argv);
 extern int cmd_simulate (int argc, char **argv);
+extern int cmd_replay (int argc, char **argv);
 
 /* Print "nbdshadow: MSG" on stderr; returns the exit status 1. */
 extern int die (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));

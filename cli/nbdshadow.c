@@ -17,6 +17,7 @@ static const struct {
   { "import", cmd_import, "convert a block trace to the canonical CSV" },
   { "train", cmd_train, "fit the access predictor on a history trace" },
   { "simulate", cmd_simulate, "measure pull policies on a history/future" },
+  { "replay", cmd_replay, "replay a trace against an NBD export, open-loop" },
 };
 
 static void
