@@ -10,6 +10,7 @@
 extern int cmd_import (int argc, char **argv);
 extern int cmd_train (int argc, char **argv);
 extern int cmd_simulate (int argc, char **argv);
+extern int cmd_replay (int argc, char **argv);
 
 /* Print "nbdshadow: MSG" on stderr; returns the exit status 1. */
 extern int die (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
@@ -17,6 +18,9 @@ extern int parse_block_size (const char *s, uint64_t *out);
 /* Seconds from "1ms", "250us", "2s" or plain seconds. */
 extern int parse_duration (const char *s, double *out);
 extern double seconds_since (const struct timespec *start);
+/* Print "KEY": V followed by SEP, with null for a NaN or infinity (JSON
+ * has neither). */
+extern void print_json_number (const char *key, double v, const char *sep);
 
 /* plot.c: coverage and cumulative stalls over time, one line per policy. */
 extern int plot_svg (const char *path, const struct sim_result *results,

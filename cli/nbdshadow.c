@@ -1,5 +1,6 @@
 /* nbdshadow.c: the nbdshadow command: dispatch to the subcommands and the
  * small parsing helpers they share. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@ static const struct {
   { "import", cmd_import, "convert a block trace to the canonical CSV" },
   { "train", cmd_train, "fit the access predictor on a history trace" },
   { "simulate", cmd_simulate, "measure pull policies on a history/future" },
+  { "replay", cmd_replay, "replay a trace against an NBD export, open-loop" },
 };
 
 static void
@@ -70,6 +72,15 @@ seconds_since (const struct timespec *start)
   struct timespec now;
   clock_gettime (CLOCK_MONOTONIC, &now);
   return (now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+void
+print_json_number (const char *key, double v, const char *sep)
+{
+  if (isfinite (v))
+    printf ("\"%s\": %.6g%s", key, v, sep);
+  else
+    printf ("\"%s\": null%s", key, sep);
 }
 
 int

@@ -62,15 +62,6 @@ needs_model (const char *policy)
          strcmp (policy, "oracle");
 }
 
-static void
-print_number (const char *key, double v, const char *sep)
-{
-  if (isfinite (v))
-    printf ("\"%s\": %.6g%s", key, v, sep);
-  else
-    printf ("\"%s\": null%s", key, sep);
-}
-
 int
 cmd_simulate (int argc, char **argv)
 {
@@ -219,22 +210,22 @@ cmd_simulate (int argc, char **argv)
     printf ("{\"policy\": \"%s\", \"requests\": %llu, \"stalls\": %llu, ",
             r->policy, (unsigned long long) r->requests,
             (unsigned long long) r->stalls);
-    print_number ("stall_ratio", r->stall_ratio, ", ");
-    print_number ("stall_seconds", r->stall_seconds, ", ");
-    print_number ("time_to_full_copy", r->time_to_full_copy >= 0
-                  ? r->time_to_full_copy : NAN, ", ");
-    print_number ("gap_closed", gap, ", ");
+    print_json_number ("stall_ratio", r->stall_ratio, ", ");
+    print_json_number ("stall_seconds", r->stall_seconds, ", ");
+    print_json_number ("time_to_full_copy", r->time_to_full_copy >= 0
+                       ? r->time_to_full_copy : NAN, ", ");
+    print_json_number ("gap_closed", gap, ", ");
     if (timing) {
-      print_number ("observe_us", r->observe_us, ", ");
-      print_number ("next_us", r->next_us, ", ");
+      print_json_number ("observe_us", r->observe_us, ", ");
+      print_json_number ("next_us", r->next_us, ", ");
     }
     printf ("\"sparse\": %s, \"block_size\": %llu, \"blocks_total\": %llu, "
             "\"blocks_to_copy\": %llu, ", cfg.sparse ? "true" : "false",
             (unsigned long long) cfg.block_size,
             (unsigned long long) sc.nblocks,
             (unsigned long long) sc.blocks_to_copy);
-    print_number ("bandwidth", sc.bandwidth, ", ");
-    print_number ("window_seconds", sc.duration_us / 1e6, "}");
+    print_json_number ("bandwidth", sc.bandwidth, ", ");
+    print_json_number ("window_seconds", sc.duration_us / 1e6, "}");
     printf (json && n > 1 && i < n - 1 ? ",\n" : "\n");
   }
   if (json && n > 1)

@@ -1,5 +1,6 @@
 # Predictor and CLI tests (learner/, cli/).  Shell tests use the built
-# cli/nbdshadow on small samples (data/) and slices of the real traces;
+# cli/nbdshadow on small samples (data/) and slices of the real traces
+# (test-replay.sh: against nbdkit servers);
 # the full evaluation is bench/bench-predict.sh, run on demand.
 
 LEARNER_TESTS = \
@@ -10,7 +11,8 @@ LEARNER_TESTS = \
 	test-import-real.sh \
 	test-learner-model.sh \
 	test-simulate-policies.sh \
-	test-simulate-determinism.sh
+	test-simulate-determinism.sh \
+	test-replay.sh
 
 TESTS += $(LEARNER_TESTS) test-order test-seqmodel
 

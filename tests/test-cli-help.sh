@@ -3,12 +3,14 @@
 . ./functions.sh
 
 "$NBDSHADOW" --help | grep -q '^  simulate'
-for cmd in import train simulate; do
+"$NBDSHADOW" --help | grep -q '^  replay'
+for cmd in import train simulate replay; do
     "$NBDSHADOW" $cmd --help > "$tmpdir/help"
     grep -q "^usage: nbdshadow $cmd" "$tmpdir/help"
 done
 "$NBDSHADOW" simulate --help | grep -q -- '--bandwidth-ratio'
 "$NBDSHADOW" import --help | grep -q 'disksim'
+"$NBDSHADOW" replay --help | grep -q 'o XOR 0x5752495445000000'
 
 # expect_fail MESSAGE ARGS...
 expect_fail ()
@@ -30,5 +32,8 @@ expect_fail '--block-size: expected a power of 2' train \
     --trace "$data/sample.csv" --block-size 3000 -o "$tmpdir/m"
 expect_fail '--rtt: expected a duration' simulate --history "$data/sample.csv" \
     --future "$data/sample.csv" --policy none --rtt soon
+expect_fail 'usage: nbdshadow replay' replay --trace "$data/sample.csv"
+expect_fail '--speed: expected a number' replay --trace "$data/sample.csv" \
+    --uri nbd://localhost --speed -2
 expect_fail 'No such file' simulate --history "$tmpdir/missing.csv" \
     --future "$data/sample.csv" --policy none
