@@ -95,21 +95,31 @@ blockmap_free (void)
  * a checkpoint that copies the bitmap before syncing the shadow never
  * records a block whose data is not durable.
  */
-void
-blockmap_mark_present (uint64_t b)
+/* Set the PRESENT bits of mask in bitmap word w; returns how many were
+ * not set before.
+ */
+static uint64_t
+present_set_word (uint64_t w, uint64_t mask)
 {
-  uint64_t bit = UINT64_C (1) << (b % 64);
-  uint64_t old = atomic_fetch_or_explicit (&shadow.present[b / 64], bit,
+  uint64_t old = atomic_fetch_or_explicit (&shadow.present[w], mask,
                                            memory_order_release);
-  if (old & bit)
-    return;
-  /* 4096 bytes of bitmap = 32768 blocks per state-file page. */
-  uint64_t page = b / 32768;
+  uint64_t added = __builtin_popcountll (mask & ~old);
+  if (added == 0)
+    return 0;
+  /* 4096 bytes of bitmap = 512 words per state-file page. */
+  uint64_t page = w / 512;
   atomic_fetch_or (&shadow.dirty_pages[page / 64], UINT64_C (1) << (page % 64));
-  if (atomic_fetch_add (&shadow.present_count, 1) + 1 == shadow.nblocks) {
+  if (atomic_fetch_add (&shadow.present_count, added) + added == shadow.nblocks) {
     shadow.complete = true;
     stats_wake ();
   }
+  return added;
+}
+
+void
+blockmap_mark_present (uint64_t b)
+{
+  present_set_word (b / 64, UINT64_C (1) << (b % 64));
 }
 
 /* Sector masks. */
@@ -468,22 +478,64 @@ blockmap_end_pull (struct pending *e, const void *data, int error)
  * locked, a block with no pending entry has no guest write in progress
  * or done, so the hole is its content.  Returns the blocks marked.
  */
+static int
+compare_u64 (const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+  return x < y ? -1 : x > y;
+}
+
+/* Blocks [first, end) with no pending entry become PRESENT, a bitmap
+ * word at a time: a sparse multi-terabyte disk has tens of millions of
+ * hole blocks.  Pending blocks (a guest's sectors, a fetch) are left to
+ * the ordinary rules; the stripe locks keep new ones from appearing
+ * while a chunk is marked.
+ */
+#define HOLE_CHUNK (UINT64_C (1) << 20)
+
 static uint64_t
 mark_untouched_holes (uint64_t first, uint64_t end)
 {
-  uint64_t marked = 0;
+  uint64_t marked = 0, *skip = NULL;
+  size_t nskip, cap = 0;
+
   for (uint64_t b = first; b < end; ) {
-    uint64_t chunk_end = end - b > 65536 ? b + 65536 : end;
+    uint64_t chunk_end = end - b > HOLE_CHUNK ? b + HOLE_CHUNK : end;
     for (unsigned i = 0; i < SHADOW_STRIPES; i++)
       pthread_mutex_lock (&shadow.stripes[i].lock);
-    for (; b < chunk_end; b++)
-      if (!block_is_present (b) && lookup (b) == NULL) {
-        blockmap_mark_present (b);
-        marked++;
-      }
+    nskip = 0;
+    for (unsigned i = 0; i < SHADOW_STRIPES; i++)
+      for (unsigned j = 0; j < SHADOW_BUCKETS; j++)
+        for (struct pending *e = shadow.stripes[i].buckets[j]; e; e = e->next) {
+          if (e->block < b || e->block >= chunk_end)
+            continue;
+          if (nskip == cap) {
+            uint64_t *n = realloc (skip, (cap = cap ? 2 * cap : 64) * sizeof *n);
+            if (n == NULL)
+              goto out;         /* those left are pulled as usual */
+            skip = n;
+          }
+          skip[nskip++] = e->block;
+        }
+    qsort (skip, nskip, sizeof *skip, compare_u64);
+    for (size_t k = 0; b < chunk_end; ) {
+      uint64_t w = b / 64, hi = (w + 1) * 64 < chunk_end ? (w + 1) * 64 : chunk_end;
+      uint64_t m = hi - b == 64 ? ~UINT64_C (0)
+                   : ((UINT64_C (1) << (hi - b)) - 1) << (b % 64);
+      for (; k < nskip && skip[k] < hi; k++)
+        m &= ~(UINT64_C (1) << (skip[k] % 64));
+      marked += present_set_word (w, m);
+      b = hi;
+    }
     for (unsigned i = SHADOW_STRIPES; i-- > 0; )
       pthread_mutex_unlock (&shadow.stripes[i].lock);
   }
+  free (skip);
+  return marked;
+ out:
+  for (unsigned i = SHADOW_STRIPES; i-- > 0; )
+    pthread_mutex_unlock (&shadow.stripes[i].lock);
+  free (skip);
   return marked;
 }
 

@@ -198,15 +198,35 @@ bit (_Atomic uint64_t *map, uint64_t b)
   return (atomic_load_explicit (&map[b / 64], memory_order_acquire) >> (b % 64)) & 1;
 }
 
-static void
-map_set (struct engine *e, uint64_t b, bool zero)
+/* Bits [lo, hi) of a word, 0 <= lo < hi <= 64. */
+static uint64_t
+word_bits (unsigned lo, unsigned hi)
 {
-  uint64_t m = UINT64_C (1) << (b % 64);
-  if (zero)
-    atomic_fetch_or_explicit (&e->map_zero[b / 64], m, memory_order_relaxed);
-  else
-    atomic_fetch_and_explicit (&e->map_zero[b / 64], ~m, memory_order_relaxed);
-  atomic_fetch_or_explicit (&e->map_known[b / 64], m, memory_order_release);
+  return (hi - lo == 64 ? ~UINT64_C (0) : (UINT64_C (1) << (hi - lo)) - 1) << lo;
+}
+
+/* Blocks [first, end) are known to be zero or data; with only_unknown,
+ * blocks known already keep what they were.  A word at a time: a sparse
+ * source describes millions of blocks in one answer.
+ */
+static void
+map_set_run (struct engine *e, uint64_t first, uint64_t end, bool zero,
+             bool only_unknown)
+{
+  if (end > e->nblocks)
+    end = e->nblocks;
+  for (uint64_t b = first; b < end; ) {
+    uint64_t w = b / 64, hi = (w + 1) * 64 < end ? (w + 1) * 64 : end;
+    uint64_t m = word_bits (b % 64, hi - w * 64);
+    if (only_unknown)
+      m &= ~atomic_load_explicit (&e->map_known[w], memory_order_relaxed);
+    if (zero)
+      atomic_fetch_or_explicit (&e->map_zero[w], m, memory_order_relaxed);
+    else
+      atomic_fetch_and_explicit (&e->map_zero[w], ~m, memory_order_relaxed);
+    atomic_fetch_or_explicit (&e->map_known[w], m, memory_order_release);
+    b = hi;
+  }
 }
 
 static bool map_known (struct engine *e, uint64_t b) { return !e->has_map || bit (e->map_known, b); }
@@ -216,9 +236,8 @@ static bool map_zero (struct engine *e, uint64_t b) { return e->has_map && bit (
 static void
 map_mark_zero (struct engine *e, uint64_t from, uint64_t to)
 {
-  uint64_t b = (from + e->params.block_size - 1) >> e->block_shift;
-  for (; b < e->nblocks && block_offset (e, b) + block_length (e, b) <= to; b++)
-    map_set (e, b, true);
+  map_set_run (e, (from + e->params.block_size - 1) >> e->block_shift,
+               to >= e->size ? e->nblocks : to >> e->block_shift, true, false);
 }
 
 /* Blocks touching [from, to) hold data.  A zero run never covers them
@@ -227,9 +246,8 @@ map_mark_zero (struct engine *e, uint64_t from, uint64_t to)
 static void
 map_mark_data (struct engine *e, uint64_t from, uint64_t to)
 {
-  for (uint64_t b = from >> e->block_shift;
-       b < e->nblocks && block_offset (e, b) < to; b++)
-    map_set (e, b, false);
+  map_set_run (e, from >> e->block_shift,
+               (to + e->params.block_size - 1) >> e->block_shift, false, false);
 }
 
 /* Extents of one block status answer: consecutive zero extents form
@@ -272,10 +290,8 @@ map_extents (void *user_data, const char *metacontext, uint64_t offset,
 static void
 map_settle (struct engine *e, uint64_t from, uint64_t to)
 {
-  for (uint64_t b = from >> e->block_shift;
-       b < e->nblocks && block_offset (e, b) < to; b++)
-    if (!bit (e->map_known, b))
-      map_set (e, b, false);
+  map_set_run (e, from >> e->block_shift,
+               (to + e->params.block_size - 1) >> e->block_shift, false, true);
 }
 
 /* Demands: requests from other threads. */
