@@ -12,7 +12,10 @@
  * transfer, arriving after transfer + RTT); blocks already in flight, by
  * a pull or an earlier demand fetch, are waited for.  Writes, trims and
  * zeroes never stall; blocks they cover entirely become present without a
- * fetch.  The guest is open-loop: stalls never delay later requests.
+ * fetch, and in blocks they cover in part, the 512-byte sectors they
+ * touch are the guest's: a read wholly inside such sectors needs nothing
+ * from the source (the filter keeps the same sector masks).  The guest
+ * is open-loop: stalls never delay later requests.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@
 
 #include "order.h"
 #include "sim.h"
+#include "u64map.h"
 
 #define BATCH 64
 
@@ -161,6 +165,68 @@ fifo_push (struct fifo *f, uint64_t block, double arrival)
   return 0;
 }
 
+/* Sectors the guest wrote in blocks not present: one mask per block. */
+struct written {
+  struct u64map index;          /* block -> mask number */
+  uint64_t *masks;
+  size_t n, cap;
+  unsigned words;               /* per mask */
+};
+
+#define SECTOR 512
+
+/* Mark sectors [from, to) of block b written.  -1 on out of memory. */
+static int
+written_add (struct written *w, uint64_t b, uint64_t from, uint64_t to)
+{
+  uint32_t i = u64map_get (&w->index, b);
+
+  if (i == U64MAP_NONE) {
+    if (w->n == w->cap) {
+      size_t cap = w->cap ? w->cap * 2 : 256;
+      uint64_t *m = realloc (w->masks, cap * w->words * sizeof *m);
+      if (!m)
+        return -1;
+      w->masks = m;
+      w->cap = cap;
+    }
+    i = w->n++;
+    memset (&w->masks[i * w->words], 0, w->words * sizeof *w->masks);
+    if (u64map_put (&w->index, b, i) == -1)
+      return -1;
+  }
+  for (uint64_t sec = from; sec < to; sec++)
+    bit_set (&w->masks[i * w->words], sec);
+  return 0;
+}
+
+/* Are sectors [from, to) of block b all written? */
+static int
+written_covers (const struct written *w, uint64_t b, uint64_t from,
+                uint64_t to)
+{
+  uint32_t i = u64map_get (&w->index, b);
+
+  if (i == U64MAP_NONE)
+    return 0;
+  for (uint64_t sec = from; sec < to; sec++)
+    if (!bit_get (&w->masks[i * w->words], sec))
+      return 0;
+  return 1;
+}
+
+/* The sectors [*from, *to) of block b that request q touches, in part
+ * or whole. */
+static void
+sectors_of (const struct trace_rec *q, uint64_t b, uint64_t bs,
+            uint64_t *from, uint64_t *to)
+{
+  uint64_t base = b * bs, end = q->offset + q->length - base;
+
+  *from = (q->offset > base ? q->offset - base : 0) / SECTOR;
+  *to = ((end < bs ? end : bs) + SECTOR - 1) / SECTOR;
+}
+
 /* One run's moving parts. */
 struct run {
   const struct sim_scenario *s;
@@ -169,6 +235,7 @@ struct run {
   uint64_t remaining;           /* blocks still to copy */
   uint64_t unclaimed;           /* of which not in flight either */
   struct fifo pulls, demands;   /* in flight */
+  struct written written;
   double link_free;             /* next pull's transfer start (s) */
   double demand_free;           /* end of the last demand transfer (s) */
   double xfer;                  /* seconds per block */
@@ -315,6 +382,7 @@ sim_run (const struct sim_scenario *s, const char *policy,
   if (s->allocated)             /* holes: nothing to copy */
     for (uint64_t w = 0; w <= s->nblocks / 64; w++)
       r.present[w] = r.claimed[w] = ~s->allocated[w];
+  r.written.words = (bs / SECTOR + 63) / 64;
   r.xfer = bs / s->bandwidth;
   r.rtt = s->cfg.rtt_s;
   r.link_free = r.rtt;          /* the first pulls are chosen at 0 */
@@ -350,11 +418,16 @@ sim_run (const struct sim_scenario *s, const char *policy,
           goto out;
         }
       }
-      for (uint64_t b = first; b <= last; b++)
+      for (uint64_t b = first; b <= last; b++) {
+        uint64_t from, to;
+        sectors_of (q, b, bs, &from, &to);
+        if (bit_get (r.present, b) || written_covers (&r.written, b, from, to))
+          continue;
         if (!bit_get (r.claimed, b))
           fetch[nfetch++] = b;
-        else if (!bit_get (r.present, b))
+        else
           until = fmax (until, arrival_of (&r, b));
+      }
       if (nfetch)
         until = fmax (until, demand_fetch (&r, fetch, nfetch, t));
       if (until > t) {
@@ -369,6 +442,14 @@ sim_run (const struct sim_scenario *s, const char *policy,
       uint64_t hi = (q->offset + q->length) / bs;
       for (uint64_t b = lo; b < hi; b++)
         mark_present (&r, b, t);
+      /* The sectors of the blocks it covers in part. */
+      for (uint64_t b = first; b <= last; b++) {
+        uint64_t from, to;
+        sectors_of (q, b, bs, &from, &to);
+        if (!bit_get (r.present, b) &&
+            written_add (&r.written, b, from, to) == -1)
+          r.oom = 1;
+      }
     }
     t_obs = now_us ();
     order_observe (o, q->ts_us, first, last, q->op != TRACE_READ, hit);
@@ -405,6 +486,8 @@ sim_run (const struct sim_scenario *s, const char *policy,
   free (r.claimed);
   free (r.pulls.v);
   free (r.demands.v);
+  u64map_free (&r.written.index);
+  free (r.written.masks);
   order_free (o);
   return ret;
 }
