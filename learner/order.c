@@ -8,13 +8,18 @@
  *   list       a fixed block list: history blocks ranked by the policy, or
  *              the oracle's seed
  *   regions    (predict) a max-heap of regions by libsvm probability x
- *              activity.  Observed requests update the regions' statistics;
- *              a region that stalls the guest (a missed prediction) is
- *              re-pushed with its new activity at once, and re-scored by
- *              the ranker (deferred to order_next) when its activity
- *              doubles, so the remaining queue re-ranks incrementally
- *              (stale heap entries are dropped when popped).  Comes before
- *              the list on a sparse source (choose_sources)
+ *              activity.  A region's never-seen blocks are pulled in rings
+ *              around its touched blocks (history and online), nearest
+ *              first, each ring scored by how much likelier the history
+ *              says its distance is (ring_init); a block touched online
+ *              restarts its region's rings.  Observed requests update the
+ *              regions' statistics; a region that stalls the guest (a
+ *              missed prediction) or gets a new block is re-pushed with
+ *              its new activity at once, and re-scored by the ranker
+ *              (deferred to order_next) when its activity doubles, so the
+ *              remaining queue re-ranks incrementally (stale heap entries
+ *              are dropped when popped).  Comes before the list on a
+ *              sparse source (choose_sources)
  *   sweep      ascending order over the whole volume: everything is
  *              eventually copied whatever the predictions were
  */
@@ -28,6 +33,12 @@
 #define URGENT_MAX 64
 /* Neighbours of a stalled request pulled at once (see order_observe). */
 #define STALL_RADIUS 1
+/* Ring j of a touched block: the blocks at distance (2^(j-1), 2^j] (ring
+ * 0: distance 1).  model.c's regions are at most 2^14 blocks; in a larger
+ * one the blocks beyond the last ring are left to the sweep. */
+#define RINGS 16
+/* Activity bins: log2 (1 + touched blocks in the region). */
+#define ABINS 16
 
 const char *const order_policies[] = {
   "none", "sequential", "frequency", "first-access", "predict", "oracle",
@@ -50,6 +61,10 @@ struct region_state {
   float twins;                  /* history accesses at the same offset on
                                    every device (add_twins) */
   int stale;                    /* queued for the ranker */
+  uint32_t *centers;            /* touched blocks, offsets in the region,
+                                   ascending (history and online) */
+  uint32_t ncenters, centers_cap;
+  uint32_t ring;                /* next ring to pull (ring_bounds) */
 };
 
 struct order {
@@ -76,8 +91,12 @@ struct order {
   uint32_t *stale;              /* regions to ask the ranker again */
   size_t nstale, stale_cap;
   float region_threshold;       /* a region never near the history */
-  uint64_t active_region, active_pos, active_end;
-  int region_active;
+  uint64_t active_pos, active_end;     /* the active interval */
+  int region_active;            /* 1: whole region, 2: a ring */
+  uint32_t active_idx, active_ring, active_center, active_side;
+  /* How much likelier a never-seen block in ring r of a region in
+   * activity bin a is than the region's average block (ring_init). */
+  float ring_p[RINGS][ABINS];
   uint64_t clock_base;          /* first observe's now_us */
   int clock_started;
   uint64_t prev_last;           /* last block of the previous request */
@@ -231,10 +250,68 @@ region_slot (struct order *o, uint64_t region)
   return idx;
 }
 
+static void
+ring_bounds (uint32_t j, uint64_t *lo, uint64_t *hi)
+{
+  *lo = j == 0 ? 1 : (1ULL << (j - 1)) + 1;
+  *hi = 1ULL << j;
+}
+
+static uint32_t
+ring_of (uint64_t d)
+{
+  uint32_t j = 0;
+  while ((1ULL << j) < d)
+    j++;
+  return j;
+}
+
+static uint32_t
+abin (uint32_t n)
+{
+  uint32_t a = 0;
+  while (a + 1 < ABINS && (2ULL << a) <= n + 1ULL)
+    a++;
+  return a;
+}
+
+/* Add OFF to the region's touched blocks (kept ascending).  0 if it was
+ * there already, -1 on out of memory. */
+static int
+center_insert (struct region_state *s, uint32_t off)
+{
+  uint32_t lo = 0, hi = s->ncenters;
+
+  while (lo < hi) {
+    uint32_t mid = (lo + hi) / 2;
+    if (s->centers[mid] < off)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo < s->ncenters && s->centers[lo] == off)
+    return 0;
+  if (s->ncenters == s->centers_cap) {
+    uint32_t cap = s->centers_cap ? s->centers_cap * 2 : 4;
+    uint32_t *c = realloc (s->centers, cap * sizeof *c);
+    if (!c)
+      return -1;
+    s->centers = c;
+    s->centers_cap = cap;
+  }
+  memmove (s->centers + lo + 1, s->centers + lo,
+           (s->ncenters - lo) * sizeof *s->centers);
+  s->centers[lo] = off;
+  s->ncenters++;
+  return 1;
+}
+
 /* A region's priority: how likely it gets new blocks (the ranker) times
  * how busy it is (history plus what the guest did since), i.e. roughly
- * how many stalls pulling it now saves.  Regions never near any activity
- * are left to the sweep. */
+ * how many stalls pulling it now saves.  A region with touched blocks is
+ * pulled a ring at a time, nearest first, and each ring's priority is the
+ * region's times how much likelier that ring is (ring_p).  Regions never
+ * near any activity are left to the sweep. */
 #define UNSEEN_ACTIVITY 0.5f
 /* An access seen now says more about the coming minutes than one in the
  * history: it weighs this many history accesses. */
@@ -257,7 +334,8 @@ region_push (struct order *o, uint64_t region)
     : o->regions.units[h].count + (ONLINE_WEIGHT - 1) * s->online)
     + s->twins;
   s->version++;
-  heap_push (o, idx, s->p * activity);  /* out of memory: left to the sweep */
+  heap_push (o, idx, s->p * activity
+             * (s->ncenters ? o->ring_p[s->ring][abin (s->ncenters)] : 1));
 }
 
 /* Set REGION's ranker probability (creating its state) and re-rank it. */
@@ -380,6 +458,168 @@ add_twins (struct order *o)
 }
 
 static int
+by_block (const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+  return x < y ? -1 : x > y;
+}
+
+/* Blocks of ring J of the center at C whose cell (the blocks nearer to it
+ * than to any other center of its region) is [LLIM, RLIM]. */
+static uint64_t
+ring_count (uint64_t c, uint64_t llim, uint64_t rlim, uint32_t j)
+{
+  uint64_t lo, hi, n = 0;
+
+  ring_bounds (j, &lo, &hi);
+  if (c + lo <= rlim)
+    n += (c + hi < rlim ? c + hi : rlim) - (c + lo) + 1;
+  if (c >= lo && c - lo >= llim)
+    n += (c - lo) - (c >= hi && c - hi > llim ? c - hi : llim) + 1;
+  return n;
+}
+
+/* ring_p[r][a] from the counts: per activity bin, the rate of each ring
+ * relative to the bin's mean rate (the region's own score already says
+ * how likely the region is as a whole), with one expected positive's
+ * worth of prior towards the next quieter bin's profile (flat for the
+ * quietest), fitted non-increasing in the distance (pool adjacent
+ * violators).  Bins without a positive take the quieter bin's profile. */
+static void
+fit_rings (struct order *o, double num[RINGS][ABINS],
+           double den[RINGS][ABINS], int nrings)
+{
+  for (int a = 0; a < ABINS; a++) {
+    double n = 0, d = 0, mean, v[RINGS], w[RINGS];
+    int len[RINGS], nb = 0;
+
+    for (int r = 0; r < nrings; r++) {
+      n += num[r][a];
+      d += den[r][a];
+    }
+    if (n == 0) {
+      for (int r = 0; r < RINGS; r++)
+        o->ring_p[r][a] = a > 0 ? o->ring_p[r][a - 1] : 1;
+      continue;
+    }
+    mean = n / d;
+    for (int r = 0; r < nrings; r++) {
+      double prior = a > 0 ? o->ring_p[r][a - 1] : 1;
+      v[nb] = (num[r][a] + prior) / (den[r][a] + 1 / mean);
+      w[nb] = den[r][a] + 1 / mean;
+      len[nb++] = 1;
+      while (nb > 1 && v[nb - 2] < v[nb - 1]) {
+        v[nb - 2] = (v[nb - 2] * w[nb - 2] + v[nb - 1] * w[nb - 1])
+          / (w[nb - 2] + w[nb - 1]);
+        w[nb - 2] += w[nb - 1];
+        len[nb - 2] += len[nb - 1];
+        nb--;
+      }
+    }
+    for (int b = 0, r = 0; b < nb; b++)
+      for (int k = 0; k < len[b]; k++, r++)
+        o->ring_p[r][a] = (float) (v[b] / mean);
+    for (int r = nrings; r < RINGS; r++)
+      o->ring_p[r][a] = o->ring_p[nrings - 1][a];
+  }
+}
+
+/* How likely is a never-seen block to be touched, by its distance to the
+ * nearest touched block of its region (ring) and how many blocks that
+ * region has touched (activity bin)?  Learnt from the history alone, as
+ * the rankers are: the blocks its first half touched are the centers, the
+ * blocks its second half touched first are the positives.  Then every
+ * history block becomes a center of its region. */
+static int
+ring_init (struct order *o)
+{
+  const struct history *h = &o->model->blocks;
+  const unsigned shift = o->regions.shift;
+  const uint64_t size = 1ULL << shift;
+  uint64_t mid = h->t_begin + (h->t_end - h->t_begin) / 2;
+  uint64_t *all = malloc ((h->n + 1) * sizeof *all), *h1;
+  size_t nall = 0, n1 = 0;
+  double num[RINGS][ABINS] = { { 0 } }, den[RINGS][ABINS] = { { 0 } };
+
+  h1 = malloc ((h->n + 1) * sizeof *h1);
+  if (!all || !h1) {
+    free (all);
+    free (h1);
+    return -1;
+  }
+  for (size_t i = 0; i < h->n; i++) {
+    if (h->units[i].unit >= o->nblocks)
+      continue;
+    all[nall++] = h->units[i].unit;
+    if (h->units[i].first_ts < mid)
+      h1[n1++] = h->units[i].unit;
+  }
+  qsort (all, nall, sizeof *all, by_block);
+  qsort (h1, n1, sizeof *h1, by_block);
+
+  for (size_t i = 0, j; i < n1; i = j) {
+    uint64_t base = h1[i] >> shift << shift;
+    uint64_t end = base + size < o->nblocks ? base + size : o->nblocks;
+    uint32_t a;
+    for (j = i; j < n1 && h1[j] < end; j++)
+      ;
+    a = abin (j - i);
+    for (size_t k = i; k < j; k++) {
+      uint64_t c = h1[k] - base;
+      uint64_t llim = k > i ? (h1[k - 1] - base + c) / 2 + 1 : 0;
+      uint64_t rlim = k + 1 < j ? (c + h1[k + 1] - base) / 2 : end - base - 1;
+      for (uint32_t r = 0; r <= shift && r < RINGS; r++)
+        den[r][a] += ring_count (c, llim, rlim, r);
+    }
+  }
+  for (size_t i = 0; i < h->n; i++) {
+    uint64_t x = h->units[i].unit, base = x >> shift << shift;
+    size_t lo = 0, hi = n1, at, run_end;
+    uint64_t d = UINT64_MAX;
+    if (h->units[i].first_ts < mid || x >= o->nblocks)
+      continue;
+    while (lo < hi) {           /* first h1 block >= x */
+      size_t m = (lo + hi) / 2;
+      if (h1[m] < x)
+        lo = m + 1;
+      else
+        hi = m;
+    }
+    at = lo;
+    if (at < n1 && (h1[at] >> shift << shift) == base)
+      d = h1[at] - x;
+    if (at > 0 && (h1[at - 1] >> shift << shift) == base &&
+        x - h1[at - 1] < d)
+      d = x - h1[at - 1];
+    if (d == UINT64_MAX)
+      continue;                 /* a region the first half never touched */
+    /* The region's run of h1 blocks, for its activity bin. */
+    lo = at;
+    while (lo > 0 && (h1[lo - 1] >> shift << shift) == base)
+      lo--;
+    for (run_end = at; run_end < n1 && (h1[run_end] >> shift << shift) == base;
+         run_end++)
+      ;
+    num[ring_of (d)][abin (run_end - lo)]++;
+  }
+  fit_rings (o, num, den, shift < RINGS ? shift + 1 : RINGS);
+
+  for (size_t i = 0; i < nall; i++) {
+    uint32_t idx = region_slot (o, all[i] >> shift);
+    if (idx == U64MAP_NONE ||
+        center_insert (&o->region_state[idx],
+                       (uint32_t) (all[i] & (size - 1))) == -1) {
+      free (all);
+      free (h1);
+      return -1;
+    }
+  }
+  free (all);
+  free (h1);
+  return 0;
+}
+
+static int
 predict_init (struct order *o)
 {
   const struct model *m = o->model;
@@ -397,8 +637,14 @@ predict_init (struct order *o)
 
   features_of (&(struct history) { .t_begin = 0, .t_end = 1 }, 0, far);
   o->region_threshold = (float) ranker_score (&m->region_ranker, far);
+  if (ring_init (o) == -1)
+    return -1;
   for (size_t i = 0; i < m->ncandidates; i++)
     region_set_p (o, m->candidates[i].unit, m->candidates[i].score);
+  /* Regions with touched blocks but no candidate entry still get rings. */
+  for (size_t i = 0; i < o->nregion_state; i++)
+    if (o->region_state[i].version == 0)
+      region_push (o, o->region_of[i]);
   add_twins (o);
   return 0;
 }
@@ -457,6 +703,8 @@ order_free (struct order *o)
   history_free (&o->regions);
   u64map_free (&o->seen_blocks);
   u64map_free (&o->region_index);
+  for (size_t i = 0; i < o->nregion_state; i++)
+    free (o->region_state[i].centers);
   free (o->region_state);
   free (o->region_of);
   free (o->heap);
@@ -493,19 +741,25 @@ observe_regions (struct order *o, uint64_t ts, uint64_t first, uint64_t last,
     uint32_t after, idx;
     int new_blocks = 0;
 
+    idx = region_slot (o, r);
     for (uint64_t b = first > (r << shift) ? first : r << shift;
          b <= last && (b >> shift) == r; b++) {
       if (u64map_get (&o->model->blocks.index, b) == U64MAP_NONE &&
           u64map_get (&o->seen_blocks, b) == U64MAP_NONE) {
         u64map_put (&o->seen_blocks, b, 1);
         new_blocks++;
+        /* A new center: its rings are worth pulling again from the
+         * nearest out. */
+        if (idx != U64MAP_NONE &&
+            center_insert (&o->region_state[idx],
+                           (uint32_t) (b - (r << shift))) == 1)
+          o->region_state[idx].ring = 0;
       }
     }
     if (history_touch (&o->regions, r, ts, is_write, is_seq, new_blocks,
                        err) == -1)
       continue;                 /* out of memory: just learn less */
     after = o->regions.units[u64map_get (&o->regions.index, r)].count;
-    idx = region_slot (o, r);
     if (idx != U64MAP_NONE)
       o->region_state[idx].online++;
     /* The ranker is asked again when the region's activity doubles (its
@@ -514,7 +768,7 @@ observe_regions (struct order *o, uint64_t ts, uint64_t first, uint64_t last,
      * re-ranks the region at once with its new activity. */
     if ((after & (after - 1)) == 0)
       region_mark_stale (o, idx);
-    else if (!was_hit)
+    else if (!was_hit || new_blocks)
       region_push (o, r);
   }
 }
@@ -566,6 +820,48 @@ order_observe (struct order *o, uint64_t now_us, uint64_t first,
       urgent_push (o, blocks[n]);
 }
 
+/* Move the active ring to its next interval (a side of a center, clipped
+ * to the center's cell); 0 when the ring is finished. */
+static int
+ring_step (struct order *o)
+{
+  const struct region_state *s = &o->region_state[o->active_idx];
+  const uint64_t size = 1ULL << o->regions.shift;
+  uint64_t base = o->region_of[o->active_idx] << o->regions.shift;
+  uint64_t lo, hi;
+
+  ring_bounds (o->active_ring, &lo, &hi);
+  while (o->active_center < s->ncenters) {
+    uint32_t k = o->active_center;
+    uint64_t c = s->centers[k];
+    uint64_t llim = k > 0 ? (s->centers[k - 1] + c) / 2 + 1 : 0;
+    uint64_t rlim = k + 1 < s->ncenters ? (c + s->centers[k + 1]) / 2
+      : size - 1;
+    int side = o->active_side;
+
+    if (side == 1) {
+      o->active_center++;
+      o->active_side = 0;
+    }
+    else
+      o->active_side = 1;
+    if (side == 0 && c >= lo && c - lo >= llim) {
+      o->active_pos = base + (c >= hi && c - hi > llim ? c - hi : llim);
+      o->active_end = base + c - lo + 1;
+    }
+    else if (side == 1 && c + lo <= rlim) {
+      o->active_pos = base + c + lo;
+      o->active_end = base + (c + hi < rlim ? c + hi : rlim) + 1;
+    }
+    else
+      continue;
+    if (o->active_end > o->nblocks)
+      o->active_end = o->nblocks;
+    return 1;
+  }
+  return 0;
+}
+
 /* The next block of the active region, or of the best remaining one.
  * While never-seen blocks go first, history blocks are left to the list. */
 static int
@@ -583,6 +879,8 @@ next_from_regions (struct order *o, order_present_fn is_present, void *ctx,
         return 1;
       }
     }
+    if (o->region_active == 2 && ring_step (o))
+      continue;
     o->region_active = 0;
     if (o->nheap == 0)
       return 0;
@@ -590,6 +888,21 @@ next_from_regions (struct order *o, order_present_fn is_present, void *ctx,
     struct region_state *s = &o->region_state[top.idx];
     if (s->done || top.version != s->version)
       continue;                 /* re-ranked since: a newer entry exists */
+    if (s->ncenters > 0) {
+      o->active_idx = top.idx;
+      o->active_ring = s->ring;
+      o->active_center = 0;
+      o->active_side = 0;
+      o->active_pos = o->active_end = 0;
+      o->region_active = 2;
+      /* The next ring waits its turn; the region is done after the
+       * last. */
+      if (++s->ring > o->regions.shift || s->ring >= RINGS)
+        s->done = 1;
+      else
+        region_push (o, o->region_of[top.idx]);
+      continue;
+    }
     s->done = 1;
     o->active_pos = o->region_of[top.idx] << o->regions.shift;
     o->active_end = o->active_pos + (1ULL << o->regions.shift);

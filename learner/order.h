@@ -25,8 +25,9 @@
  *                 and the blocks the sequence model predicts from the
  *                 latest requests, then history blocks by libsvm score,
  *                 then regions by libsvm probability x activity (history
- *                 plus what the guest did since: re-ranked online), then
- *                 sequential.  On a sparse source (probed through
+ *                 plus what the guest did since: re-ranked online), each
+ *                 pulled in rings around its touched blocks, nearest
+ *                 first, then sequential.  On a sparse source (probed through
  *                 is_present at the first order_next) never-seen blocks of
  *                 the regions go before the history blocks.
  *   oracle        simulator only: the future's blocks in order of first
