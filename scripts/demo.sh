@@ -4,10 +4,13 @@
 #  1. a source disk: a sparse 3.4 TiB image holding the blocks a real
 #     TPC-C trace (traces/tpcc_small_mqsim.trace) touches, exported by
 #     nbdkit behind a 200 Mbit/s link (nbdkit's rate filter);
-#  2. the destination: nbdkit with the shadow filter, copying in the
-#     background while a "guest" replays the second half of the trace
-#     against it (reads stall only on blocks not yet local);
-#  3. progress from the filter's stats file until every block is local,
+#  2. a model trained on the trace's first half (nbdshadow train);
+#  3. the destination: nbdkit with the shadow filter, copying in the
+#     background in the order the model predicts, while a "guest" replays
+#     the second half of the trace against it at its timestamps (slowed
+#     down to about 15 s) with nbdshadow replay; reads stall only on
+#     blocks not yet local, and the filter records what the guest does;
+#  4. progress from the filter's stats file until every block is local,
 #     then the source is killed and the result checked byte for byte
 #     against the source plus the guest's writes.
 #
@@ -19,6 +22,7 @@ FILTER="$top/plugin/.libs/nbdkit-shadow-filter.so"
 NBDSHADOW="$top/cli/nbdshadow"
 TRACE="$top/traces/tpcc_small_mqsim.trace"
 RATE="${DEMO_RATE:-200M}"
+GUEST_SECONDS="${DEMO_GUEST_SECONDS:-15}"
 PATH="/usr/bin:$PATH"
 
 tmp="$(mktemp -d /var/tmp/nbdshadow-demo.XXXXXX)"
@@ -66,22 +70,24 @@ nbdkit -f -r -U "$tmp/source.sock" --filter=rate file "$tmp/source.img" \
     rate="$RATE" & pids+=($!)
 wait_socket "$tmp/source.sock"
 
-say "destination: nbdkit --filter=shadow, source behind a $RATE bit/s link"
+say "training the predictor on the first half"
+"$NBDSHADOW" train --trace "$tmp/history.csv" -o "$tmp/model"
+
+say "destination: nbdkit --filter=shadow shadow-model=..., source behind a $RATE bit/s link"
 nbdkit -f -U "$tmp/shadow.sock" --filter="$FILTER" \
     nbd socket="$tmp/source.sock" \
-    shadow-file="$tmp/shadow.img" shadow-stats="$tmp/stats.json" & pids+=($!)
-shadow_pid=$!
+    shadow-file="$tmp/shadow.img" shadow-stats="$tmp/stats.json" \
+    shadow-model="$tmp/model" shadow-record="$tmp/recorded.csv" & pids+=($!)
 wait_socket "$tmp/shadow.sock"
 uri="nbd+unix:///?socket=$tmp/shadow.sock"
 
-# The guest: the future half of the trace, in order.  Its writes are
-# applied to a copy of the source as well, to check the result.
-awk -F, 'NR > 1 {
-    if ($2 == "R") printf "read %.0f %d\n", $3, $4
-    else if ($2 == "W") printf "write -P 90 %.0f %d\n", $3, $4
-}' "$tmp/future.csv" > "$tmp/guest.qemu-io"
-say "guest starts at once: $(wc -l < "$tmp/guest.qemu-io") requests"
-(qemu-io -f raw "$uri" < "$tmp/guest.qemu-io" > "$tmp/guest.log" 2>&1; echo $? > "$tmp/guest.rc") &
+# The guest: the future half of the trace, open-loop at its timestamps,
+# slowed down so that it lasts GUEST_SECONDS.
+span_us=$(awk -F, 'NR == 2 { a = $1 } END { print $1 - a }' "$tmp/future.csv")
+speed=$(awk "BEGIN { print $span_us / ($GUEST_SECONDS * 1000000) }")
+say "guest starts at once: $(($(wc -l < "$tmp/future.csv") - 1)) requests over ${GUEST_SECONDS} s"
+("$NBDSHADOW" replay --trace "$tmp/future.csv" --uri "$uri" --speed "$speed" \
+     --json > "$tmp/guest.json" 2> "$tmp/guest.log"; echo $? > "$tmp/guest.rc") &
 guest_pid=$!
 
 while :; do
@@ -99,30 +105,28 @@ while :; do
     fi
 done
 wait "$guest_pid" || :
-if [ "$(cat "$tmp/guest.rc")" != 0 ] || grep -q -i error "$tmp/guest.log"; then
-    echo "demo: the guest saw I/O errors:" >&2; grep -i error "$tmp/guest.log" | head >&2
+if [ "$(cat "$tmp/guest.rc")" != 0 ]; then
+    echo "demo: the guest saw I/O errors:" >&2; cat "$tmp/guest.log" >&2
     exit 1
 fi
+echo "  guest read latency: p50 $(json "$tmp/guest.json" read_latency_p50_ms) ms," \
+     "p99 $(json "$tmp/guest.json" read_latency_p99_ms) ms;" \
+     "prediction cost $(json "$tmp/stats.json" guest_path_ns) ns per guest request;" \
+     "$(json "$tmp/stats.json" recorded) requests recorded for the next model"
 
 say "switchover: every block is local; killing the source"
 kill "${pids[0]}"
 wait "${pids[0]}" 2>/dev/null || :
 
 say "checking the shadow against the source plus the guest's writes"
-cp --sparse=always "$tmp/source.img" "$tmp/expected.img"
-grep '^write' "$tmp/guest.qemu-io" | qemu-io -f raw "$tmp/expected.img" > /dev/null
-qemu-img compare -f raw -F raw "$uri" "$tmp/expected.img"
+nbdkit -f -U "$tmp/expected.sock" --filter=cow file "$tmp/source.img" & pids+=($!)
+wait_socket "$tmp/expected.sock"
+"$NBDSHADOW" replay --trace "$tmp/future.csv" --speed 0 \
+    --uri "nbd+unix:///?socket=$tmp/expected.sock" --json > /dev/null
+qemu-img compare -f raw -F raw "$uri" "nbd+unix:///?socket=$tmp/expected.sock"
 
-say "what the predictor would do on this trace (nbdshadow simulate, ratio 1)"
-for p in sequential predict oracle; do
-    model=()
-    if [ "$p" = predict ]; then
-        "$NBDSHADOW" train --trace "$tmp/history.csv" -o "$tmp/model" > /dev/null
-        model=(--model "$tmp/model")
-    fi
-    "$NBDSHADOW" simulate --history "$tmp/history.csv" --future "$tmp/future.csv" \
-        --policy "$p" "${model[@]}" --bandwidth-ratio 1 --json |
-        sed -n 's/.*"stalls": \([0-9]*\).*/\1/p' | sed "s/^/  $p: stalls /"
-done
+say "what the simulator predicts for this scenario (nbdshadow simulate, ratio 1)"
+"$NBDSHADOW" simulate --history "$tmp/history.csv" --future "$tmp/future.csv" \
+    --model "$tmp/model" --policy none,sequential,predict,oracle --bandwidth-ratio 1 --sparse
 
 say "demo complete: the VM's disk is local, the source is gone, no byte lost"
