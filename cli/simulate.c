@@ -33,7 +33,8 @@ usage (FILE *fp)
 "path; next_us: choosing pulls, incl. deferred re-ranking; not\n"
 "deterministic).  Output: a table, or with --json one object per policy\n"
 "(an array when several): requests, stalls, stall_ratio, stall_seconds,\n"
-"time_to_full_copy, gap_closed.\n");
+"demand_blocks (fetched while the guest waited), time_to_full_copy,\n"
+"gap_closed.\n");
 }
 
 static int
@@ -212,6 +213,7 @@ cmd_simulate (int argc, char **argv)
             (unsigned long long) r->stalls);
     print_json_number ("stall_ratio", r->stall_ratio, ", ");
     print_json_number ("stall_seconds", r->stall_seconds, ", ");
+    printf ("\"demand_blocks\": %llu, ", (unsigned long long) r->demand_blocks);
     print_json_number ("time_to_full_copy", r->time_to_full_copy >= 0
                        ? r->time_to_full_copy : NAN, ", ");
     print_json_number ("gap_closed", gap, ", ");

@@ -430,6 +430,7 @@ sim_run (const struct sim_scenario *s, const char *policy,
       }
       if (nfetch)
         until = fmax (until, demand_fetch (&r, fetch, nfetch, t));
+      res->demand_blocks += nfetch;
       if (until > t) {
         hit = 0;
         res->stalls++;

@@ -42,6 +42,7 @@ struct sim_point {
 struct sim_result {
   char policy[32];
   uint64_t requests, stalls;
+  uint64_t demand_blocks;       /* fetched for a waiting guest */
   double stall_ratio, stall_seconds;
   double time_to_full_copy;     /* seconds; < 0: never (policy none) */
   double observe_us;            /* mean order_observe cost per request */
