@@ -151,7 +151,8 @@ extern int blockmap_write (const void *buf, uint32_t count, uint64_t offset,
 extern int blockmap_cache (uint64_t offset, uint32_t count, int *err);
 extern bool blockmap_has_guest_data (uint64_t b);
 extern struct pending *blockmap_begin_pull (uint64_t b);
-extern int blockmap_end_pull (struct pending *e, const void *data, int error);
+extern int blockmap_end_pull (void *const *tokens, uint64_t n, const void *data,
+                              int error);
 extern uint64_t blockmap_install_holes (uint64_t first, uint64_t n);
 typedef void (*partial_fn) (uint64_t b, const uint64_t *written, void *opaque);
 extern void blockmap_foreach_partial (partial_fn fn, void *opaque);

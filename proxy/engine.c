@@ -664,10 +664,8 @@ lost_connection (struct op *op)
 static void
 write_pull (struct engine *e, struct op *op)
 {
-  for (unsigned i = 0; i < op->nclaims; i++)
-    e->ops.end_pull (e->ops.opaque, op->claims[i],
-                     op->error ? NULL : op->buf + ((size_t) i << e->block_shift),
-                     op->error);
+  e->ops.end_pull (e->ops.opaque, op->claims, op->nclaims,
+                   op->error ? NULL : op->buf, op->error);
 }
 
 /* A pull is over, written or failed: it leaves the window. */
@@ -953,7 +951,7 @@ pull_next (struct engine *e, struct conn *c, unsigned *hole_budget)
     if (op == NULL) {
       if ((op = op_new (e, OP_PULL, e->max_pull >> e->block_shift)) == NULL ||
           (op->buf = buf_get (e)) == NULL) {
-        e->ops.end_pull (e->ops.opaque, token, NULL, ENOMEM);
+        e->ops.end_pull (e->ops.opaque, &token, 1, NULL, ENOMEM);
         free (op);
         return false;
       }
