@@ -340,9 +340,13 @@ static int
 stretch_flush (struct stretch *st, int *err)
 {
   int r = 0;
-  if (st->end > st->offset)
-    r = st->data ? store_pwrite (st->data, st->end - st->offset, st->offset, err)
-                 : store_zero (st->end - st->offset, st->offset, err);
+  if (st->end > st->offset && st->data) {
+    r = store_pwrite (st->data, st->end - st->offset, st->offset, err);
+    if (r == 0)
+      store_start_writeback (st->offset, st->end - st->offset);
+  }
+  else if (st->end > st->offset)
+    r = store_zero (st->end - st->offset, st->offset, err);
   st->offset = st->end = 0;
   return r;
 }
