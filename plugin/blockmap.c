@@ -327,59 +327,121 @@ acquire (uint64_t b, uint32_t from, uint32_t to, bool whole,
   return need;
 }
 
-/* Copy fetched data into the shadow, skipping every sector the guest
- * has claimed.  Runs of zeros become holes, so sparse disks stay sparse;
- * data NULL means the source said the block is a hole.
+/* Where fetched data goes: stretches of consecutive shadow bytes, each
+ * all data or all zeros, merged across sectors and blocks so that a run
+ * of blocks costs one write instead of one per block.
+ */
+struct stretch {
+  const char *data;             /* NULL: zeros (punch a hole) */
+  uint64_t offset, end;
+};
+
+static int
+stretch_flush (struct stretch *st, int *err)
+{
+  int r = 0;
+  if (st->end > st->offset && st->data) {
+    r = store_pwrite (st->data, st->end - st->offset, st->offset, err);
+    if (r == 0)
+      store_start_writeback (st->offset, st->end - st->offset);
+  }
+  else if (st->end > st->offset)
+    r = store_zero (st->end - st->offset, st->offset, err);
+  st->offset = st->end = 0;
+  return r;
+}
+
+/* Add [offset, offset+len) with its data p (NULL: zeros) to the stretch,
+ * writing out what came before when it does not continue it.
  */
 static int
-install (struct pending *e, const char *data, int *err)
+stretch_add (struct stretch *st, const char *p, uint64_t offset, uint32_t len,
+             int *err)
 {
-  struct stripe *s = stripe_of (e->block);
-  uint64_t claimed[MAX_MASK_WORDS];
-  unsigned n = block_sectors (e->block);
-  uint32_t len = block_length (e->block);
-  uint64_t base = block_offset (e->block);
+  bool zero = p == NULL || (p[0] == 0 && memcmp (p, p + 1, len - 1) == 0);
   int r = 0;
 
-  pthread_mutex_lock (&s->lock);
-  e->fetching = false;
-  if (!e->in_table) {           /* the guest wrote all of it meanwhile */
+  if (st->end == offset && st->end > st->offset &&
+      (st->data == NULL) == zero) {
+    st->end += len;
+    return 0;
+  }
+  r = stretch_flush (st, err);
+  st->data = zero ? NULL : p;
+  st->offset = offset;
+  st->end = offset + len;
+  return r;
+}
+
+/* Copy the fetched data of the consecutive blocks ents[0..n-1] into the
+ * shadow, skipping every sector the guest has claimed.  Runs of zeros
+ * become holes, so sparse disks stay sparse; data NULL means the source
+ * said the blocks are holes.  Each block is marked installing before
+ * its sectors are chosen: a guest write to it waits until the whole run
+ * is written (a local copy of at most a few MiB, never the source).
+ * Consumes the references; ents[i] is cleared for a block dropped early.
+ */
+static int
+install_run (struct pending **ents, uint64_t n, const char *data, int *err)
+{
+  uint64_t base = block_offset (ents[0]->block);
+  struct stretch st = { 0 };
+  int r = 0;
+
+  for (uint64_t k = 0; k < n; k++) {
+    struct pending *e = ents[k];
+    struct stripe *s = stripe_of (e->block);
+    uint64_t claimed[MAX_MASK_WORDS];
+    unsigned sectors = block_sectors (e->block);
+    uint32_t len = block_length (e->block);
+    uint64_t boff = block_offset (e->block);
+
+    pthread_mutex_lock (&s->lock);
+    e->fetching = false;
+    if (!e->in_table) {         /* the guest wrote all of it meanwhile */
+      settle (e);
+      put_ref (e);
+      pthread_mutex_unlock (&s->lock);
+      ents[k] = NULL;
+      continue;
+    }
+    e->installing = true;
+    memcpy (claimed, e->claimed, shadow.mask_words * sizeof (uint64_t));
+    pthread_mutex_unlock (&s->lock);
+
+    for (unsigned i = 0; i < sectors && r == 0; ) {
+      if (mask_bit (claimed, i)) {
+        i++;
+        continue;
+      }
+      unsigned j = i;
+      while (j < sectors && !mask_bit (claimed, j))
+        j++;
+      uint32_t from = i * SHADOW_SECTOR;
+      uint32_t to = j * SHADOW_SECTOR < len ? j * SHADOW_SECTOR : len;
+      r = stretch_add (&st, data ? data + (boff - base) + from : NULL,
+                       boff + from, to - from, err);
+      i = j;
+    }
+  }
+  if (r == 0)
+    r = stretch_flush (&st, err);
+
+  for (uint64_t k = 0; k < n; k++) {
+    struct pending *e = ents[k];
+    if (e == NULL)
+      continue;
+    struct stripe *s = stripe_of (e->block);
+    pthread_mutex_lock (&s->lock);
+    e->installing = false;
+    if (r == 0)
+      e->fetched = true;
+    else
+      e->fetch_error = *err;
     settle (e);
     put_ref (e);
     pthread_mutex_unlock (&s->lock);
-    return 0;
   }
-  e->installing = true;
-  memcpy (claimed, e->claimed, shadow.mask_words * sizeof (uint64_t));
-  pthread_mutex_unlock (&s->lock);
-
-  for (unsigned i = 0; i < n && r == 0; ) {
-    if (mask_bit (claimed, i)) {
-      i++;
-      continue;
-    }
-    unsigned j = i;
-    while (j < n && !mask_bit (claimed, j))
-      j++;
-    uint32_t from = i * SHADOW_SECTOR;
-    uint32_t to = j * SHADOW_SECTOR < len ? j * SHADOW_SECTOR : len;
-    const char *p = data ? data + from : NULL;
-    if (p == NULL || (p[0] == 0 && memcmp (p, p + 1, to - from - 1) == 0))
-      r = store_zero (to - from, base + from, err);
-    else
-      r = store_pwrite (p, to - from, base + from, err);
-    i = j;
-  }
-
-  pthread_mutex_lock (&s->lock);
-  e->installing = false;
-  if (r == 0)
-    e->fetched = true;
-  else
-    e->fetch_error = *err;
-  settle (e);
-  put_ref (e);
-  pthread_mutex_unlock (&s->lock);
   return r;
 }
 
@@ -421,12 +483,10 @@ fetch_run (struct pending **ents, uint64_t n, int *err)
   }
   atomic_fetch_add_explicit (&shadow.stats.bytes_fetched, end - off,
                              memory_order_relaxed);
-  for (uint64_t i = 0; i < n; i++) {
-    if (shadow_debug_fetch)
+  if (shadow_debug_fetch)
+    for (uint64_t i = 0; i < n; i++)
       nbdkit_debug ("fetch block %" PRIu64, ents[i]->block);
-    if (install (ents[i], buf + (block_offset (ents[i]->block) - off), err) == -1)
-      r = -1;
-  }
+  r = install_run (ents, n, buf, err);
   free (buf);
   return r;
 }
@@ -454,23 +514,45 @@ blockmap_begin_pull (uint64_t b)
   return NULL;
 }
 
-/* The pull of e ended: with the block's data, with NULL for a hole, or
- * with an error (the block stays ABSENT and can be pulled again).
+/* The pull of the consecutive blocks tokens[0..n-1] (from begin_pull)
+ * ended: with their data, with NULL for holes, or with an error (the
+ * blocks stay ABSENT and can be pulled again).  The data of a run is
+ * installed with one write per stretch, not one per block.
  */
 int
-blockmap_end_pull (struct pending *e, const void *data, int error)
+blockmap_end_pull (void *const *tokens, uint64_t n, const void *data,
+                   int error)
 {
-  int err;
-  if (error) {
-    fail_fetch (e, error);
-    return -1;
+  struct pending *ents[64];
+  const char *p = data;
+  int err, r = 0;
+
+  for (uint64_t i = 0; i < n; ) {
+    uint64_t m = n - i < 64 ? n - i : 64;
+    uint64_t len = 0;
+    for (uint64_t k = 0; k < m; k++) {
+      ents[k] = tokens[i + k];
+      len += block_length (ents[k]->block);
+      if (shadow_debug_fetch && !error)
+        nbdkit_debug ("fetch block %" PRIu64 " (pull)", ents[k]->block);
+    }
+    if (error) {
+      for (uint64_t k = 0; k < m; k++)
+        fail_fetch (ents[k], error);
+      r = -1;
+    }
+    else {
+      if (p)
+        atomic_fetch_add_explicit (&shadow.stats.bytes_pulled, len,
+                                   memory_order_relaxed);
+      if (install_run (ents, m, p, &err) == -1)
+        r = -1;
+      if (p)
+        p += len;
+    }
+    i += m;
   }
-  if (data)
-    atomic_fetch_add_explicit (&shadow.stats.bytes_pulled,
-                               block_length (e->block), memory_order_relaxed);
-  if (shadow_debug_fetch)
-    nbdkit_debug ("fetch block %" PRIu64 " (pull)", e->block);
-  return install (e, data, &err);
+  return r;
 }
 
 /* Mark the untouched blocks of [first, end) PRESENT without any I/O.
@@ -565,8 +647,8 @@ blockmap_install_holes (uint64_t first, uint64_t n)
       done += mark_untouched_holes (b, next);
     else
       for (; b < next; b++) {
-        struct pending *e = blockmap_begin_pull (b);
-        if (e && blockmap_end_pull (e, NULL, 0) == 0)
+        void *e = blockmap_begin_pull (b);
+        if (e && blockmap_end_pull (&e, 1, NULL, 0) == 0)
           done++;
       }
     b = next;

@@ -165,7 +165,8 @@ extern int blockmap_write (const void *buf, uint32_t count, uint64_t offset,
 extern int blockmap_cache (uint64_t offset, uint32_t count, int *err);
 extern bool blockmap_has_guest_data (uint64_t b);
 extern struct pending *blockmap_begin_pull (uint64_t b);
-extern int blockmap_end_pull (struct pending *e, const void *data, int error);
+extern int blockmap_end_pull (void *const *tokens, uint64_t n, const void *data,
+                              int error);
 extern uint64_t blockmap_install_holes (uint64_t first, uint64_t n);
 typedef void (*partial_fn) (uint64_t b, const uint64_t *written, void *opaque);
 extern void blockmap_foreach_partial (partial_fn fn, void *opaque);
@@ -177,6 +178,7 @@ extern void store_forget_unused (void);
 extern int store_pread (void *buf, uint32_t count, uint64_t offset, int *err);
 extern int store_pwrite (const void *buf, uint32_t count, uint64_t offset, int *err);
 extern int store_zero (uint32_t count, uint64_t offset, int *err);
+extern void store_start_writeback (uint64_t offset, uint64_t count);
 extern int store_sync (int *err);
 extern int store_is_data (uint64_t offset, uint64_t end, uint64_t *run_end);
 

@@ -112,6 +112,17 @@ store_zero (uint32_t count, uint64_t offset, int *err)
   return 0;
 }
 
+/* Start writing [offset, offset+count) back to disk, without waiting:
+ * a checkpoint's fdatasync then finds little left to do, instead of a
+ * whole second's worth of pulled data (or, at the end of a fast copy,
+ * most of the disk).  Only a hint: failures are ignored.
+ */
+void
+store_start_writeback (uint64_t offset, uint64_t count)
+{
+  sync_file_range (shadow.shadow_fd, offset, count, SYNC_FILE_RANGE_WRITE);
+}
+
 int
 store_sync (int *err)
 {

@@ -181,9 +181,10 @@ begin_pull (void *opaque, uint64_t b)
 }
 
 static void
-end_pull (void *opaque, void *token, const void *data, int error)
+end_pull (void *opaque, void *const *tokens, unsigned n, const void *data,
+          int error)
 {
-  blockmap_end_pull (token, data, error);
+  blockmap_end_pull (tokens, n, data, error);
 }
 
 static uint64_t

@@ -70,10 +70,13 @@ struct engine_ops {
    * already local or someone else is fetching it.
    */
   void *(*begin_pull) (void *opaque, uint64_t b);
-  /* The pull of a token ended: data (the block's bytes), NULL for a hole
-   * (zeros), or error != 0 (the block must stay pullable).
+  /* The pull of n consecutive blocks ended (one token each, in block
+   * order): data (their bytes, back to back), NULL for holes (zeros),
+   * or error != 0 (the blocks must stay pullable).  A run comes in one
+   * call so that it can be written to the shadow in one go.
    */
-  void (*end_pull) (void *opaque, void *token, const void *data, int error);
+  void (*end_pull) (void *opaque, void *const *tokens, unsigned n,
+                    const void *data, int error);
   /* Blocks [first, first+n) are holes on the source: make local, as
    * zeros, those that can be without a pull, in one go (one call for a
    * run is far cheaper than one per block).  Returns how many it made

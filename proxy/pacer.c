@@ -1,5 +1,6 @@
 /* Pacing of background pulls (see pacer.h for the idea). */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "pacer.h"
@@ -30,6 +31,7 @@ pacer_init (struct pacer *p, uint64_t min_window, uint64_t max_window,
     .prev_min_rtt_us = UINT64_MAX,
     .epoch_start_us = now_us,
     .round_start_us = now_us,
+    .sample_start_us = now_us,
     .cap = cap,
     .tokens = cap ? (double) max_request : 0,
     .tokens_us = now_us,
@@ -45,45 +47,66 @@ pacer_sent (struct pacer *p, uint64_t bytes, uint64_t now_us)
 }
 
 static void
-end_round (struct pacer *p, uint64_t now_us)
+clamp (struct pacer *p)
 {
-  uint64_t avg = p->round_rtt_sum_us / p->round_acks;
-  uint64_t queue_us = avg > p->min_rtt_us ? avg - p->min_rtt_us : 0;
-  uint64_t target = p->min_rtt_us / TARGET_FRACTION;
-  uint64_t req = pacer_request_size (p, p->min_window);
-  uint64_t elapsed = now_us - p->round_start_us;
-
-  if (elapsed > 0) {
-    double rate = p->round_bytes * 1e6 / elapsed;
-    p->rate = p->rate ? 0.75 * p->rate + 0.25 * rate : rate;
-  }
-
-  if (target < TARGET_FLOOR_US)
-    target = TARGET_FLOOR_US;
-  if (queue_us < target) {
-    uint64_t step = p->window / 4 > req ? p->window / 4 : req;
-    p->window += step;
-  }
-  else if (queue_us > 2 * target) {
-    /* Drain the queue at once: what the link delivers over the round
-     * trip aimed at.  Shrinking by one request per round (a round
-     * lasting a whole window of round trips) took tens of seconds to
-     * undo an overshoot, and demand reads queued behind it all along.
-     */
-    uint64_t bdp = (uint64_t) (p->rate * (p->min_rtt_us + target) / 1e6);
-    if (bdp < p->window)
-      p->window = bdp;
-    else if (p->window > req)
-      p->window -= req;
-  }
   if (p->window < p->min_window)
     p->window = p->min_window;
   if (p->window > p->max_window)
     p->window = p->max_window;
+}
+
+/* Drain a standing queue at once: cut the window to what the link
+ * delivers over the round trip aimed at.  Shrinking by one request per
+ * round (a round lasting a whole window of round trips) took tens of
+ * seconds to undo an overshoot, and demand reads queued behind it all
+ * along.  False if the window is already that small.
+ */
+static bool
+drain (struct pacer *p, uint64_t target)
+{
+  uint64_t bdp = (uint64_t) (p->rate * (p->min_rtt_us + target) / 1e6);
+  if (bdp >= p->window)
+    return false;
+  p->window = bdp;
+  clamp (p);
+  return true;
+}
+
+static uint64_t
+target_us (const struct pacer *p)
+{
+  uint64_t target = p->min_rtt_us / TARGET_FRACTION;
+  return target < TARGET_FLOOR_US ? TARGET_FLOOR_US : target;
+}
+
+static void
+end_round (struct pacer *p, uint64_t now_us)
+{
+  uint64_t avg = p->round_rtt_sum_us / p->round_acks;
+  uint64_t queue_us = avg > p->min_rtt_us ? avg - p->min_rtt_us : 0;
+  uint64_t target = target_us (p);
+  uint64_t req = pacer_request_size (p, p->min_window);
+
+  if (queue_us < target) {
+    /* Slow start, bounded by what the link delivers (once measured): a
+     * window the delivery rate does not follow only builds a queue.
+     */
+    uint64_t step = p->window / 4 > req ? p->window / 4 : req;
+    uint64_t bound = (uint64_t) (p->rate * (p->min_rtt_us + target) / 1e6) + step;
+    if (p->rate == 0 || p->window + step < bound)
+      p->window += step;
+    else if (p->window < bound)
+      p->window = bound;
+  }
+  else if (queue_us > 2 * target) {
+    if (!drain (p, target) && p->window > req)
+      p->window -= req;
+  }
+  clamp (p);
 
   p->round_seq = p->next_seq;
   p->round_start_us = now_us;
-  p->round_rtt_sum_us = p->round_acks = p->round_bytes = 0;
+  p->round_rtt_sum_us = p->round_acks = 0;
 }
 
 void
@@ -100,9 +123,22 @@ pacer_ack (struct pacer *p, uint64_t seq, uint64_t bytes, uint64_t rtt_us,
   p->min_rtt_us = p->epoch_min_rtt_us < p->prev_min_rtt_us
     ? p->epoch_min_rtt_us : p->prev_min_rtt_us;
 
+  p->sample_bytes += bytes;
+  if (now_us - p->sample_start_us >= p->min_rtt_us) {
+    p->rate = p->sample_bytes * 1e6 / (now_us - p->sample_start_us);
+    p->sample_start_us = now_us;
+    p->sample_bytes = 0;
+  }
+
+  /* A link that suddenly got slower (a shaper's burst allowance used
+   * up) shows as round trips far above the smallest one, long before
+   * the round ends: drain at once, on this answer.
+   */
+  if (rtt_us > p->min_rtt_us + 4 * target_us (p))
+    drain (p, target_us (p));
+
   p->round_rtt_sum_us += rtt_us;
   p->round_acks++;
-  p->round_bytes += bytes;
   if (seq >= p->round_seq)
     end_round (p, now_us);
 }

@@ -29,8 +29,12 @@ struct pacer {
    * one window's worth of round trips.
    */
   uint64_t next_seq, round_seq, round_start_us;
-  uint64_t round_rtt_sum_us, round_acks, round_bytes;
-  double rate;                  /* delivered bytes/s, smoothed */
+  uint64_t round_rtt_sum_us, round_acks;
+  /* Delivered bytes/s, sampled over at least one smallest round trip:
+   * fresh enough to size the window when the link suddenly slows down.
+   */
+  double rate;
+  uint64_t sample_start_us, sample_bytes;
 
   /* Bandwidth cap (token bucket); cap 0 means none. */
   uint64_t cap;
