@@ -411,6 +411,11 @@ shadow_extents (nbdkit_next *next, void *handle, uint32_t count,
         if (nbdkit_add_extent (extents, pos, e - pos,
                                data ? 0 : NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO) == -1)
           goto error;
+        /* qemu asks for one extent at a time: do not walk the shadow
+         * file's holes and data to the end of a long run for it.
+         */
+        if (flags & NBDKIT_FLAG_REQ_ONE)
+          return 0;
         pos = e;
       }
       break;
