@@ -10,7 +10,9 @@
 /* The queueing delay aimed at: a quarter of the smallest round trip,
  * so that a demand read sent now takes at most about 1.25 to 1.5 times
  * what it would on an idle link; but never below a millisecond, which
- * is noise on a fast local link and harms nobody.
+ * is noise on a fast local link and harms nobody, nor below one
+ * request's transfer: keeping the link busy means one request waits on
+ * the wire behind another, and a demand read behind one of them.
  */
 #define TARGET_FRACTION 4
 #define TARGET_FLOOR_US 1000
@@ -22,7 +24,7 @@ pacer_init (struct pacer *p, uint64_t min_window, uint64_t max_window,
             uint64_t max_request, uint64_t cap, uint64_t now_us)
 {
   *p = (struct pacer) {
-    .window = min_window * 2 < max_window ? min_window * 2 : max_window,
+    .window = min_window * 4 < max_window ? min_window * 4 : max_window,
     .min_window = min_window,
     .max_window = max_window,
     .max_request = max_request,
@@ -46,11 +48,15 @@ pacer_sent (struct pacer *p, uint64_t bytes, uint64_t now_us)
   return p->next_seq++;
 }
 
+/* Two requests at least: with one in flight, the link idles for a
+ * whole round trip after each transfer (a quarter of a 25 MB/s link at
+ * 1 ms RTT and 64K blocks).
+ */
 static void
 clamp (struct pacer *p)
 {
-  if (p->window < p->min_window)
-    p->window = p->min_window;
+  if (p->window < 2 * p->min_window)
+    p->window = 2 * p->min_window;
   if (p->window > p->max_window)
     p->window = p->max_window;
 }
@@ -76,6 +82,10 @@ static uint64_t
 target_us (const struct pacer *p)
 {
   uint64_t target = p->min_rtt_us / TARGET_FRACTION;
+  uint64_t transfer = p->rate > 0
+    ? (uint64_t) (pacer_request_size (p, p->min_window) * 1e6 / p->rate) : 0;
+  if (target < transfer)
+    target = transfer;
   return target < TARGET_FLOOR_US ? TARGET_FLOOR_US : target;
 }
 

@@ -5,8 +5,9 @@
  * trip longer than the smallest one seen means requests queue somewhere
  * on the way, and a demand read sent now would queue behind them.  So
  * the window grows while the queueing delay is below a target (a
- * quarter of the smallest round trip, at least 1 ms) and shrinks when
- * it is above twice that, settling near the bandwidth-delay product.
+ * quarter of the smallest round trip, at least 1 ms and one request's
+ * transfer) and shrinks when it is above twice that, settling near the
+ * bandwidth-delay product, never below two requests.
  * Plain arithmetic on timestamps: no I/O, no locking, no libev.
  */
 
