@@ -89,8 +89,11 @@ echo "trace $(basename "$trace"): future $(($(wc -l < "$tmpdir/future.csv") - 1)
      "over ${window} s (time x $(printf %.4g "$scale")), link $(printf %.1f "$(calc "$bandwidth / 1000000")") MB/s," \
      "RTT ${rtt_ms} ms, $(sim_field sequential blocks_to_copy) blocks to copy"
 
+# The link: nbdkit's rate filter lets a burst through at once, as much as
+# BURSTINESS seconds of the rate (2 s by default): a real link
+# serializes, so the bucket is ~1 ms (the rate stays exact).
 start_server src -r -t 64 --filter=delay --filter=rate file "$cache/source.img" \
-    rdelay=${rtt_ms}ms rate="$rate_bits" burstiness=0.05
+    rdelay=${rtt_ms}ms rate="$rate_bits" burstiness=0.001
 
 # The image every run must end with: the source plus the guest's writes
 # (they depend on the offsets only, not on the time scale).
