@@ -599,7 +599,8 @@ mark_untouched_holes (uint64_t first, uint64_t end)
           }
           skip[nskip++] = e->block;
         }
-    qsort (skip, nskip, sizeof *skip, compare_u64);
+    if (nskip > 1)
+      qsort (skip, nskip, sizeof *skip, compare_u64);
     for (size_t k = 0; b < chunk_end; ) {
       uint64_t w = b / 64, hi = (w + 1) * 64 < chunk_end ? (w + 1) * 64 : chunk_end;
       uint64_t m = hi - b == 64 ? ~UINT64_C (0)
