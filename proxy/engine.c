@@ -651,6 +651,12 @@ op_send (struct conn *c, struct op *op)
     r = nbd_aio_pread (c->nbd, op->buf, op->count, op->offset, cb, 0);
   if (r == -1)
     say (c->e, false, "sending to the source: %s", nbd_get_error ());
+  /* Sending may be what finds the source gone (a write to a closed
+   * socket): no event will come for this connection any more, and
+   * every later request on it would fail at once, in a loop.
+   */
+  if (nbd_aio_is_dead (c->nbd) || nbd_aio_is_closed (c->nbd))
+    conn_down (c, "closed by the source");
 }
 
 static char *
