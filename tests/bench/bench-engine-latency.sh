@@ -8,7 +8,8 @@
 #   - demand only while nbdcopy copies the same source unpaced (what a
 #     background copier without pacing does to the guest).
 #
-#   cd tests && bench/bench-engine-latency.sh [READS]    (default 200)
+#   cd tests && [BURSTINESS=SECS] bench/bench-engine-latency.sh [READS]
+#                                                      (default 200 reads)
 source "$(dirname "$0")/../functions.sh"
 requires nbdcopy --version
 requires /usr/bin/python3 -c 'import nbd'
@@ -18,8 +19,11 @@ delay_ms=10
 rate_bits=100000000
 size=512M
 head -c $size /dev/urandom > "$tmpdir/src.img"
+# BURSTINESS=SECS: the rate filter's bucket (nbdkit's default, 2 s, lets
+# that much of the rate through at once after an idle spell; a link that
+# serializes is about BURSTINESS=0.001).
 start_server src -t 64 --filter=delay --filter=rate file "$tmpdir/src.img" \
-    rdelay=${delay_ms}ms rate=$rate_bits
+    rdelay=${delay_ms}ms rate=$rate_bits ${BURSTINESS:+burstiness=$BURSTINESS}
 
 cat > "$tmpdir/reader.py" <<'PY'
 # Random 4K reads, one per absent block of the upper half, 50 ms apart.
