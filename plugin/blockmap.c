@@ -91,12 +91,10 @@ blockmap_free (void)
   shadow.dirty_pages = NULL;
 }
 
-/* The bit is set only after the block's data is in the shadow file, so
- * a checkpoint that copies the bitmap before syncing the shadow never
- * records a block whose data is not durable.
- */
 /* Set the PRESENT bits of mask in bitmap word w; returns how many were
- * not set before.
+ * not set before.  A bit is set only after the block's data is in the
+ * shadow file, so a checkpoint that copies the bitmap before syncing the
+ * shadow never records a block whose data is not durable.
  */
 static uint64_t
 present_set_word (uint64_t w, uint64_t mask)
@@ -555,11 +553,6 @@ blockmap_end_pull (void *const *tokens, uint64_t n, const void *data,
   return r;
 }
 
-/* Mark the untouched blocks of [first, end) PRESENT without any I/O.
- * Only for blocks whose shadow range is a hole: with every stripe
- * locked, a block with no pending entry has no guest write in progress
- * or done, so the hole is its content.  Returns the blocks marked.
- */
 static int
 compare_u64 (const void *a, const void *b)
 {
@@ -567,11 +560,41 @@ compare_u64 (const void *a, const void *b)
   return x < y ? -1 : x > y;
 }
 
-/* Blocks [first, end) with no pending entry become PRESENT, a bitmap
- * word at a time: a sparse multi-terabyte disk has tens of millions of
- * hole blocks.  Pending blocks (a guest's sectors, a fetch) are left to
- * the ordinary rules; the stripe locks keep new ones from appearing
- * while a chunk is marked.
+/* The blocks of [first, end) that have a pending entry, sorted, into
+ * *skip (grown as needed; *n of them).  Called with every stripe
+ * locked.  -1: out of memory.
+ */
+static int
+pending_blocks_in (uint64_t first, uint64_t end, uint64_t **skip,
+                   size_t *cap, size_t *n)
+{
+  *n = 0;
+  for (unsigned i = 0; i < SHADOW_STRIPES; i++)
+    for (unsigned j = 0; j < SHADOW_BUCKETS; j++)
+      for (struct pending *e = shadow.stripes[i].buckets[j]; e; e = e->next) {
+        if (e->block < first || e->block >= end)
+          continue;
+        if (*n == *cap) {
+          uint64_t *grown = realloc (*skip, (*cap ? 2 * *cap : 64) * sizeof *grown);
+          if (grown == NULL)
+            return -1;
+          *skip = grown;
+          *cap = *cap ? 2 * *cap : 64;
+        }
+        (*skip)[(*n)++] = e->block;
+      }
+  if (*n > 1)
+    qsort (*skip, *n, sizeof **skip, compare_u64);
+  return 0;
+}
+
+/* Mark the untouched blocks of [first, end) PRESENT without any I/O,
+ * for blocks whose shadow range is a hole: with every stripe locked, a
+ * block with no pending entry has no guest write in progress or done,
+ * so the hole is its content.  Pending blocks (a guest's sectors, a
+ * fetch) are left to the ordinary rules.  A bitmap word at a time: a
+ * sparse multi-terabyte disk has tens of millions of hole blocks.
+ * Returns the blocks marked.
  */
 #define HOLE_CHUNK (UINT64_C (1) << 20)
 
@@ -583,25 +606,12 @@ mark_untouched_holes (uint64_t first, uint64_t end)
 
   for (uint64_t b = first; b < end; ) {
     uint64_t chunk_end = end - b > HOLE_CHUNK ? b + HOLE_CHUNK : end;
+    int r;
+
     for (unsigned i = 0; i < SHADOW_STRIPES; i++)
       pthread_mutex_lock (&shadow.stripes[i].lock);
-    nskip = 0;
-    for (unsigned i = 0; i < SHADOW_STRIPES; i++)
-      for (unsigned j = 0; j < SHADOW_BUCKETS; j++)
-        for (struct pending *e = shadow.stripes[i].buckets[j]; e; e = e->next) {
-          if (e->block < b || e->block >= chunk_end)
-            continue;
-          if (nskip == cap) {
-            uint64_t *n = realloc (skip, (cap = cap ? 2 * cap : 64) * sizeof *n);
-            if (n == NULL)
-              goto out;         /* those left are pulled as usual */
-            skip = n;
-          }
-          skip[nskip++] = e->block;
-        }
-    if (nskip > 1)
-      qsort (skip, nskip, sizeof *skip, compare_u64);
-    for (size_t k = 0; b < chunk_end; ) {
+    r = pending_blocks_in (b, chunk_end, &skip, &cap, &nskip);
+    for (size_t k = 0; r == 0 && b < chunk_end; ) {
       uint64_t w = b / 64, hi = (w + 1) * 64 < chunk_end ? (w + 1) * 64 : chunk_end;
       uint64_t m = hi - b == 64 ? ~UINT64_C (0)
                    : ((UINT64_C (1) << (hi - b)) - 1) << (b % 64);
@@ -612,12 +622,9 @@ mark_untouched_holes (uint64_t first, uint64_t end)
     }
     for (unsigned i = SHADOW_STRIPES; i-- > 0; )
       pthread_mutex_unlock (&shadow.stripes[i].lock);
+    if (r == -1)
+      break;                    /* those left are pulled as usual */
   }
-  free (skip);
-  return marked;
- out:
-  for (unsigned i = SHADOW_STRIPES; i-- > 0; )
-    pthread_mutex_unlock (&shadow.stripes[i].lock);
   free (skip);
   return marked;
 }
