@@ -168,15 +168,17 @@ ring_push (uint64_t now_us, uint64_t first, uint64_t last, bool is_write,
 /* Feed the ring to the model.  Called with order_lock held.  Taken in
  * chunks so the guests' lock is held only for a copy.
  */
+#define DRAIN_CHUNK 256
+
 static void
 drain_ring (void)
 {
-  struct observation chunk[256];
+  struct observation chunk[DRAIN_CHUNK];
   size_t n;
 
   do {
     pthread_mutex_lock (&ring_lock);
-    n = ring_count < 256 ? ring_count : 256;
+    n = ring_count < DRAIN_CHUNK ? ring_count : DRAIN_CHUNK;
     for (size_t i = 0; i < n; i++)
       chunk[i] = ring[(ring_head + i) % RING_SIZE];
     ring_head = (ring_head + n) % RING_SIZE;
@@ -185,7 +187,7 @@ drain_ring (void)
     for (size_t i = 0; i < n; i++)
       order_observe (order, chunk[i].now_us, chunk[i].first, chunk[i].last,
                      chunk[i].is_write, chunk[i].was_hit);
-  } while (n == 256);
+  } while (n == DRAIN_CHUNK);
 }
 
 /* ---- the order the engine follows ---- */
@@ -228,18 +230,16 @@ order_release (struct engine_order *self)
   free (self);
 }
 
-/* The engine's order for the policy, or NULL for none (the engine then
- * pulls nothing but demand reads).  Called once the geometry is known.
+/* The engine's order for the policy (not none: then there is no
+ * background copy to order), or NULL after logging why.  Called once
+ * the geometry is known.
  */
 struct engine_order *
 predict_order_new (void)
 {
   char err[LEARNER_ERRLEN];
-  struct engine_order *eo;
+  struct engine_order *eo = malloc (sizeof *eo);
 
-  if (strcmp (shadow.policy, "none") == 0)
-    return NULL;
-  eo = malloc (sizeof *eo);
   if (eo == NULL) {
     nbdkit_error ("malloc: %m");
     return NULL;
