@@ -5,7 +5,7 @@
  * trip longer than the smallest one seen means requests queue somewhere
  * on the way, and a demand read sent now would queue behind them.  So
  * the window grows while the queueing delay is below a target (a
- * quarter of the smallest round trip, at least 1 ms and one request's
+ * quarter of the smallest round trip, at least 1 ms and one block's
  * transfer) and shrinks when it is above twice that, settling near the
  * bandwidth-delay product, never below two requests.
  * Plain arithmetic on timestamps: no I/O, no locking, no libev.
@@ -51,8 +51,9 @@ extern uint64_t pacer_sent (struct pacer *p, uint64_t bytes, uint64_t now_us);
 /* A request was answered after rtt_us. */
 extern void pacer_ack (struct pacer *p, uint64_t seq, uint64_t bytes,
                        uint64_t rtt_us, uint64_t now_us);
-/* How big the next request should be: about a millisecond of the link,
- * at least min (one block), at most max_request.
+/* How big the next request should be: a millisecond of the link or
+ * half the window, whichever is larger, in whole blocks of min bytes,
+ * at most max_request.
  */
 extern uint64_t pacer_request_size (const struct pacer *p, uint64_t min);
 /* Microseconds to wait before the cap allows another request; 0: now. */
