@@ -150,7 +150,7 @@ shadow_config_complete (nbdkit_next_config_complete *next,
   "shadow-record=<FILE>    Append the guest's requests to FILE (trace CSV)\n" \
   "                        until switchover, to train the next model.\n" \
   "shadow-inflight=<N>     Most background reads in flight (default 64).\n" \
-  "shadow-connections=<N>  Background connections if multi-conn (default 2).\n" \
+  "shadow-connections=<N>  Background connections if multi-conn (default 1).\n" \
   "shadow-bandwidth=<N>    Cap on background reads, bytes/s (default none).\n" \
   "shadow-timeout=<SECS>   A guest read fails after waiting this long (30)."
 

@@ -198,6 +198,7 @@ extern int upstream_start (void);
 extern void upstream_close (void);
 extern int upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err);
 extern int upstream_extents (uint32_t count, uint64_t offset, void *extents, int *err);
+extern bool upstream_attached (void);
 extern void upstream_stats (FILE *fp);
 extern void upstream_switchover_check (void);
 

@@ -17,7 +17,7 @@
 #include "shadow.h"
 
 static pthread_t thread;
-static bool running, stopping, woken;
+static bool running, stopping, woken, covered_said;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 
@@ -45,7 +45,8 @@ stats_write_file (void)
            ", \"stall_us\": %" PRIu64 ", \"write_stalls\": %" PRIu64
            ", \"bytes_fetched\": %" PRIu64 ", \"bytes_pulled\": %" PRIu64
            ", \"fetch_errors\": %" PRIu64,
-           shadow.complete ? "complete" : "copying", shadow.policy,
+           !shadow.complete ? "copying"
+           : upstream_attached () ? "covered" : "complete", shadow.policy,
            shadow.disk_size, shadow.block_size, shadow.nblocks,
            LOAD (shadow.present_count), LOAD (shadow.npartial),
            LOAD (shadow.stats.hits), LOAD (shadow.stats.stalls),
@@ -86,6 +87,14 @@ housekeeping (void *arg)
     pthread_mutex_unlock (&lock);
 
     int err;
+    /* Say at once that every block is local ("covered"): the checkpoint
+     * that makes it durable before the source is let go can take a
+     * while after a fast copy.
+     */
+    if (shadow.complete && !covered_said) {
+      stats_write_file ();
+      covered_said = true;
+    }
     predict_tick ();
     predict_flush_record (false);
     if (state_changed ())
