@@ -341,7 +341,7 @@ stretch_flush (struct stretch *st, int *err)
   if (st->end > st->offset && st->data) {
     r = store_pwrite (st->data, st->end - st->offset, st->offset, err);
     if (r == 0)
-      store_start_writeback (st->offset, st->end - st->offset);
+      store_start_writeback (st->end - st->offset);
   }
   else if (st->end > st->offset)
     r = store_zero (st->end - st->offset, st->offset, err);

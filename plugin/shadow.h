@@ -178,7 +178,7 @@ extern void store_forget_unused (void);
 extern int store_pread (void *buf, uint32_t count, uint64_t offset, int *err);
 extern int store_pwrite (const void *buf, uint32_t count, uint64_t offset, int *err);
 extern int store_zero (uint32_t count, uint64_t offset, int *err);
-extern void store_start_writeback (uint64_t offset, uint64_t count);
+extern void store_start_writeback (uint64_t count);
 extern int store_sync (int *err);
 extern int store_is_data (uint64_t offset, uint64_t end, uint64_t *run_end);
 

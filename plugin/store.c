@@ -112,15 +112,24 @@ store_zero (uint32_t count, uint64_t offset, int *err)
   return 0;
 }
 
-/* Start writing [offset, offset+count) back to disk, without waiting:
- * a checkpoint's fdatasync then finds little left to do, instead of a
- * whole second's worth of pulled data (or, at the end of a fast copy,
- * most of the disk).  Only a hint: failures are ignored.
+/* Fetched data is written back early: a checkpoint's fdatasync then
+ * finds little left to do, instead of a whole second's worth of pulled
+ * data (or, at the end of a fast copy, most of the disk).  Writeback of
+ * the whole file is started once every WRITEBACK_BATCH bytes, not per
+ * write: each start kicks the disk's queue, which in a virtual machine
+ * is an exit to the host (per 2 MiB write that was 7 % of the filter's
+ * time in a fast copy).  Only a hint: failures are ignored.
  */
+#define WRITEBACK_BATCH (32 << 20)
+
 void
-store_start_writeback (uint64_t offset, uint64_t count)
+store_start_writeback (uint64_t count)
 {
-  sync_file_range (shadow.shadow_fd, offset, count, SYNC_FILE_RANGE_WRITE);
+  static _Atomic uint64_t written;
+  uint64_t before = atomic_fetch_add_explicit (&written, count,
+                                               memory_order_relaxed);
+  if (before / WRITEBACK_BATCH != (before + count) / WRITEBACK_BATCH)
+    sync_file_range (shadow.shadow_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 }
 
 int
