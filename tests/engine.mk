@@ -13,7 +13,11 @@ ENGINE_VALGRIND_TESTS = \
 	test-engine-tls.sh \
 	test-engine-params.sh
 
-TESTS += $(ENGINE_TESTS)
+TESTS += $(ENGINE_TESTS) test-pacer
+
+check_PROGRAMS += test-pacer
+test_pacer_SOURCES = test-pacer.c
+test_pacer_LDADD = ../proxy/libshadowengine.la
 VALGRIND_TESTS += $(ENGINE_VALGRIND_TESTS)
 EXTRA_DIST += $(ENGINE_TESTS) bench/bench-engine-copy.sh \
 	bench/bench-engine-latency.sh
