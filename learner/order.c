@@ -62,6 +62,8 @@ struct region_state {
   int done;                     /* popped: its blocks have been offered */
   float p;                      /* ranker probability, cached */
   uint32_t online;              /* accesses seen since the start */
+  float growth;                 /* history activity (growth_init) */
+  uint32_t windows, last_window;        /* growth_init's count */
   float twins;                  /* history accesses at the same offset on
                                    every device (add_twins) */
   int stale;                    /* queued for the ranker */
@@ -318,7 +320,8 @@ center_insert (struct region_state *s, uint32_t off)
 }
 
 /* A region's priority: how likely it gets new blocks (the ranker) times
- * how busy it is (history plus what the guest did since), i.e. roughly
+ * how busy it is (history, growth_init, plus what the guest did since),
+ * i.e. roughly
  * how many stalls pulling it now saves.  A region with touched blocks is
  * pulled a ring at a time, nearest first, and each ring's priority is the
  * region's times how much likelier that ring is (ring_p).  Regions never
@@ -361,8 +364,7 @@ region_push (struct order *o, uint64_t region)
   if (s->done || s->p <= o->region_threshold)
     return;
   activity = (h == U64MAP_NONE ? UNSEEN_ACTIVITY
-    : o->regions.units[h].count + (ONLINE_WEIGHT - 1) * s->online)
-    + s->twins;
+    : s->growth + ONLINE_WEIGHT * s->online) + s->twins;
   s->version++;
   heap_push (o, idx, s->p * activity * region_factor (o, idx));
 }
@@ -708,6 +710,54 @@ ring_init (struct order *o)
   return 0;
 }
 
+/* A region's history activity, for region_push: not how often the
+ * history touched it but in how many of GROWTH_WINDOWS equal slices of
+ * the history it touched new blocks, scaled so that the regions' total
+ * stays the history's access count (online accesses weigh the same as
+ * before).  A region that kept growing through the history is likelier
+ * to grow in the future than one that had one burst or re-read the same
+ * blocks: MSN (dense, ratio 1) 6418 -> 6074 stalls; the result is flat
+ * between 16 and 512 slices (6056-6117), and still 6157 with new blocks
+ * counted one by one.  TPC-C: 461 -> 458. */
+#define GROWTH_WINDOWS 64
+
+static void
+growth_init (struct order *o)
+{
+  const struct history *h = &o->model->blocks;
+  const struct history *r = &o->model->regions;
+  const unsigned shift = o->regions.shift;
+  double w = (double) (h->t_end - h->t_begin) / GROWTH_WINDOWS;
+  double accesses = 0, windows = 0;
+
+  if (w <= 0)
+    w = 1;
+  /* units are in first-access order: a region's windows ascend. */
+  for (size_t i = 0; i < h->n; i++) {
+    uint32_t idx = u64map_get (&o->region_index, h->units[i].unit >> shift);
+    uint32_t win = (uint32_t) ((h->units[i].first_ts - h->t_begin) / w) + 1;
+    struct region_state *s;
+    if (idx == U64MAP_NONE)
+      continue;
+    s = &o->region_state[idx];
+    if (s->last_window != win) {
+      s->last_window = win;
+      s->windows++;
+      windows++;
+    }
+  }
+  for (size_t i = 0; i < r->n; i++)
+    accesses += r->units[i].count;
+  for (size_t i = 0; i < r->n; i++) {
+    uint32_t idx = u64map_get (&o->region_index, r->units[i].unit);
+    if (idx == U64MAP_NONE)
+      continue;
+    o->region_state[idx].growth = windows > 0
+      ? (float) (o->region_state[idx].windows * accesses / windows)
+      : (float) r->units[i].count;
+  }
+}
+
 static int
 predict_init (struct order *o)
 {
@@ -728,6 +778,7 @@ predict_init (struct order *o)
   o->region_threshold = (float) ranker_score (&m->region_ranker, far);
   if (ring_init (o) == -1)
     return -1;
+  growth_init (o);
   for (size_t i = 0; i < m->ncandidates; i++)
     region_set_p (o, m->candidates[i].unit, m->candidates[i].score);
   /* Regions with touched blocks but no candidate entry still get rings. */
