@@ -720,6 +720,7 @@ ring_init (struct order *o)
  * between 16 and 512 slices (6056-6117), and still 6157 with new blocks
  * counted one by one.  TPC-C: 461 -> 458. */
 #define GROWTH_WINDOWS 64
+#define NEIGHBOUR_GROWTH 0.5f
 
 static void
 growth_init (struct order *o)
@@ -729,6 +730,7 @@ growth_init (struct order *o)
   const unsigned shift = o->regions.shift;
   double w = (double) (h->t_end - h->t_begin) / GROWTH_WINDOWS;
   double accesses = 0, windows = 0;
+  float *add;
 
   if (w <= 0)
     w = 1;
@@ -756,6 +758,25 @@ growth_init (struct order *o)
       ? (float) (o->region_state[idx].windows * accesses / windows)
       : (float) r->units[i].count;
   }
+  /* Half the mean of the two neighbours' growth: a region next to one
+   * that kept growing is likelier to grow (MSN dense ratio 1: 6064 ->
+   * 6016 stalls; weights 0.25 and 1: 6033, 6038). */
+  add = calloc (o->nregion_state + 1, sizeof *add);
+  if (!add)
+    return;                     /* out of memory: no neighbours */
+  for (size_t i = 0; i < o->nregion_state; i++)
+    for (int d = -1; d <= 1; d += 2) {
+      uint64_t nb = o->region_of[i] + d;
+      uint32_t j;
+      if (o->region_of[i] == 0 && d < 0)
+        continue;
+      j = u64map_get (&o->region_index, nb);
+      if (j != U64MAP_NONE)
+        add[i] += NEIGHBOUR_GROWTH / 2 * o->region_state[j].growth;
+    }
+  for (size_t i = 0; i < o->nregion_state; i++)
+    o->region_state[i].growth += add[i];
+  free (add);
 }
 
 static int
