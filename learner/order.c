@@ -451,15 +451,18 @@ sub_init (struct order *o, uint64_t period)
 {
   const struct history *h = &o->model->blocks;
   const unsigned shift = o->regions.shift;
-  double *n;
+  const size_t nsubs = period * NSUB;
+  double *n, *sm;
 
   if (shift < SUB_BITS)
     return 0;
-  n = calloc (period * NSUB, sizeof *n);
-  o->sub_rank = malloc (period * NSUB);
-  o->sub_p = calloc (period * NSUB, sizeof *o->sub_p);
-  if (!n || !o->sub_rank || !o->sub_p) {
+  n = calloc (nsubs, sizeof *n);
+  sm = calloc (nsubs, sizeof *sm);
+  o->sub_rank = malloc (nsubs);
+  o->sub_p = calloc (nsubs, sizeof *o->sub_p);
+  if (!n || !sm || !o->sub_rank || !o->sub_p) {
     free (n);
+    free (sm);
     return -1;
   }
   o->period = period;
@@ -467,11 +470,17 @@ sub_init (struct order *o, uint64_t period)
     uint64_t b = h->units[i].unit;
     n[(b >> shift) % period * NSUB + ((b >> (shift - SUB_BITS)) & (NSUB - 1))]++;
   }
+  /* A sub-bin's count plus the mean over it and its two neighbours on
+   * the device (busy offsets come in runs): TPC-C dense ratio 1, 460 ->
+   * 445 stalls (half the count or twice the mean: 452, 449). */
+  for (size_t i = 0; i < nsubs; i++)
+    sm[i] = n[i] + ((i > 0 ? n[i - 1] : 0) + n[i]
+                    + (i + 1 < nsubs ? n[i + 1] : 0)) / 3;
   for (uint64_t k = 0; k < period; k++) {
-    double *c = &n[k * NSUB], total = 0;
+    double *c = &sm[k * NSUB], total = 0;
     uint8_t *rank = &o->sub_rank[k * NSUB];
     for (uint32_t j = 0; j < NSUB; j++) {
-      total += c[j];
+      total += n[k * NSUB + j];
       rank[j] = (uint8_t) j;
     }
     if (total == 0)
@@ -487,6 +496,7 @@ sub_init (struct order *o, uint64_t period)
       o->sub_p[k * NSUB + j] = (float) (1 + NSUB * c[rank[j]] / total);
   }
   free (n);
+  free (sm);
   return 0;
 }
 
