@@ -738,16 +738,17 @@ growth_init (struct order *o)
   const struct history *h = &o->model->blocks;
   const struct history *r = &o->model->regions;
   const unsigned shift = o->regions.shift;
-  double w = (double) (h->t_end - h->t_begin) / GROWTH_WINDOWS;
+  double w = h->t_end > h->t_begin
+    ? (double) (h->t_end - h->t_begin) / GROWTH_WINDOWS : 1;
   double accesses = 0, windows = 0;
   float *add;
 
-  if (w <= 0)
-    w = 1;
   /* units are in first-access order: a region's windows ascend. */
   for (size_t i = 0; i < h->n; i++) {
     uint32_t idx = u64map_get (&o->region_index, h->units[i].unit >> shift);
-    uint32_t win = (uint32_t) ((h->units[i].first_ts - h->t_begin) / w) + 1;
+    uint64_t t = h->units[i].first_ts > h->t_begin
+      ? h->units[i].first_ts - h->t_begin : 0;
+    uint32_t win = (uint32_t) (t / w) + 1;
     struct region_state *s;
     if (idx == U64MAP_NONE)
       continue;
