@@ -11,9 +11,11 @@
  * costs more CPU than receiving it (the kernel's copy into the page
  * cache): done on the engine thread it starved the network.  So
  * completed pulls go to a writer thread (or a few), started and joined by
- * the engine thread, and come back to it once written: until then they
- * count as in flight, so the pull window (and inflight) also bounds the
- * data waiting to be written, and their buffers are recycled.
+ * the engine thread, and come back to it once written, their buffers to
+ * be recycled.  Until then they hold a buffer, so inflight bounds the
+ * data waiting to be written; the pull window counts only what is on
+ * the wire, so that the source keeps sending while a pull is written
+ * (counting both, a 1 GiB copy over a unix socket took 8-14 % longer).
  *
  * Every command sent to the source is an `op`.  libnbd calls the op's
  * completion callback and then its free callback exactly once, also
@@ -157,8 +159,8 @@ struct engine {
   uint64_t held;                /* a candidate taken but not used yet */
   bool bg_map_inflight;
   struct pacer pacer;
-  uint64_t pull_bytes_inflight;
-  unsigned pulls_inflight;
+  uint64_t pull_bytes_inflight; /* on the wire: the pacer's window */
+  unsigned pulls_inflight;      /* sent and not yet written: buffers */
   char **buf_pool;
   unsigned buf_pool_len;
 
@@ -701,7 +703,6 @@ static void
 retire_pull (struct engine *e, struct op *op)
 {
   e->pulls_inflight--;
-  e->pull_bytes_inflight -= op->count;
   buf_put (e, op->buf);
   free (op);
 }
@@ -756,6 +757,7 @@ collect_written (struct engine *e)
 static void
 finish_pull (struct engine *e, struct op *op)
 {
+  e->pull_bytes_inflight -= op->count;
   if (op->error == 0)
     pacer_ack (&e->pacer, op->seq, op->count, op->done_us - op->sent_us,
                op->done_us);
