@@ -63,7 +63,6 @@ struct region_state {
   float p;                      /* ranker probability, cached */
   uint32_t online;              /* accesses seen since the start */
   float growth;                 /* history activity (growth_init) */
-  uint32_t windows, last_window;        /* growth_init's count */
   float twins;                  /* history accesses at the same offset on
                                    every device (add_twins) */
   int stale;                    /* queued for the ranker */
@@ -741,21 +740,23 @@ growth_init (struct order *o)
   double w = h->t_end > h->t_begin
     ? (double) (h->t_end - h->t_begin) / GROWTH_WINDOWS : 1;
   double accesses = 0, windows = 0;
+  /* Per region: slices in which it got new blocks, and the last one. */
+  struct { uint32_t n, last; } *slices;
   float *add;
 
-  /* units are in first-access order: a region's windows ascend. */
-  for (size_t i = 0; i < h->n; i++) {
+  slices = calloc (o->nregion_state + 1, sizeof *slices);
+  /* units are in first-access order: a region's slices ascend.  Out of
+   * memory: no slices counted, growth is the access count. */
+  for (size_t i = 0; slices && i < h->n; i++) {
     uint32_t idx = u64map_get (&o->region_index, h->units[i].unit >> shift);
     uint64_t t = h->units[i].first_ts > h->t_begin
       ? h->units[i].first_ts - h->t_begin : 0;
     uint32_t win = (uint32_t) (t / w) + 1;
-    struct region_state *s;
     if (idx == U64MAP_NONE)
       continue;
-    s = &o->region_state[idx];
-    if (s->last_window != win) {
-      s->last_window = win;
-      s->windows++;
+    if (slices[idx].last != win) {
+      slices[idx].last = win;
+      slices[idx].n++;
       windows++;
     }
   }
@@ -766,9 +767,10 @@ growth_init (struct order *o)
     if (idx == U64MAP_NONE)
       continue;
     o->region_state[idx].growth = windows > 0
-      ? (float) (o->region_state[idx].windows * accesses / windows)
+      ? (float) (slices[idx].n * accesses / windows)
       : (float) r->units[i].count;
   }
+  free (slices);
   /* Half the mean of the two neighbours' growth: a region next to one
    * that kept growing is likelier to grow (MSN dense ratio 1: 6064 ->
    * 6016 stalls; weights 0.25 and 1: 6033, 6038). */
