@@ -42,7 +42,7 @@
 
 #define MAX_CONNECTIONS 16
 /* Largest pull request; the pacer picks smaller ones on slow links (a
- * millisecond of the link).  On a local link that is megabytes: fewer,
+ * millisecond of the link or half its window, whichever is larger).  On a local link that is megabytes: fewer,
  * larger requests mean fewer replies, wake-ups and writes per GiB.
  */
 #define MAX_PULL_BYTES (2 * 1024 * 1024)

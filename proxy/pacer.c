@@ -149,8 +149,9 @@ pacer_ack (struct pacer *p, uint64_t seq, uint64_t bytes, uint64_t rtt_us,
    * up) shows as round trips far above the smallest one, long before
    * the round ends: drain at once, on this answer.
    */
-  if (rtt_us > p->min_rtt_us + 4 * target_us (p))
-    drain (p, target_us (p));
+  uint64_t target = target_us (p);
+  if (rtt_us > p->min_rtt_us + 4 * target)
+    drain (p, target);
 
   p->round_rtt_sum_us += rtt_us;
   p->round_acks++;
