@@ -17,7 +17,7 @@
 #include "shadow.h"
 
 static pthread_t thread;
-static bool running, stopping, woken, covered_said;
+static bool running, stopping, woken;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 
@@ -91,10 +91,8 @@ housekeeping (void *arg)
      * that makes it durable before the source is let go can take a
      * while after a fast copy.
      */
-    if (shadow.complete && !covered_said) {
+    if (shadow.complete && upstream_attached ())
       stats_write_file ();
-      covered_said = true;
-    }
     predict_tick ();
     predict_flush_record (false);
     if (state_changed ())
