@@ -75,5 +75,25 @@ do
              "$(json_get "$work/seq.json" stalls) stalls," \
              "gap closed $(json_get "$work/seq.json" gap_closed)"
     done
+    # Held-out check: the hyper-parameters were chosen on the futures
+    # above, so also score the history alone, split again by time: train
+    # on its first half, replay its second (ratio 1).
+    "$NBDSHADOW" import --format csv "$work/h.csv" -o "$work/vall.csv" \
+        --split "$work/vh.csv" "$work/vf.csv"
+    "$NBDSHADOW" train --trace "$work/vh.csv" -o "$work/vmodel" > /dev/null
+    for variant in dense sparse; do
+        opt=; [ $variant = sparse ] && opt=--sparse
+        "$NBDSHADOW" simulate --history "$work/vh.csv" --future "$work/vf.csv" \
+            --model "$work/vmodel" --policy sequential,predict,oracle \
+            --json $opt > "$work/sim.json"
+        grep '"policy": "sequential"' "$work/sim.json" > "$work/seq.json"
+        grep '"policy": "predict"' "$work/sim.json" > "$work/predict.json"
+        grep '"policy": "oracle"' "$work/sim.json" > "$work/oracle.json"
+        echo "- held out (the history split again; ratio 1, $variant):" \
+             "sequential $(json_get "$work/seq.json" stalls)," \
+             "predict $(json_get "$work/predict.json" stalls)," \
+             "oracle $(json_get "$work/oracle.json" stalls) stalls," \
+             "gap closed $(json_get "$work/predict.json" gap_closed)"
+    done
     echo
 done
