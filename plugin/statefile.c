@@ -64,6 +64,12 @@ struct journal_head {
   unsigned char checksum[32];   /* SHA-256 of seq, count, mask_words, records */
 };
 
+/* Set with nbdkit -D shadow.checkpoint_pause_ms=N: sleep N ms between
+ * a checkpoint's two snapshots, so a test can make a block complete
+ * in between (test-shadow-crash-checkpoint.sh).
+ */
+NBDKIT_DLL_PUBLIC int shadow_debug_checkpoint_pause_ms = 0;
+
 static struct state_header header;
 static pthread_mutex_t checkpoint_lock = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t journal_seq;
@@ -435,6 +441,11 @@ statefile_checkpoint (int *err)
       goto fail;
     }
     blockmap_foreach_partial (add_record, &jb);
+  }
+  if (shadow_debug_checkpoint_pause_ms > 0) {
+    nbdkit_debug ("checkpoint: pausing %d ms between the snapshots",
+                  shadow_debug_checkpoint_pause_ms);
+    usleep (shadow_debug_checkpoint_pause_ms * 1000);
   }
 
   /* Both snapshots before the sync: a bit set or a sector written after

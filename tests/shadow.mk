@@ -4,6 +4,7 @@ SHADOW_TESTS = \
 	test-shadow-copy.sh \
 	test-shadow-stress.sh \
 	test-shadow-crash.sh \
+	test-shadow-crash-checkpoint.sh \
 	test-shadow-switchover.sh \
 	test-shadow-params.sh \
 	test-shadow-large.sh \
