@@ -96,7 +96,8 @@ struct order {
   size_t nheap, heap_cap;
   uint32_t *stale;              /* regions to ask the ranker again */
   size_t nstale, stale_cap;
-  float region_threshold;       /* a region never near the history */
+  float region_threshold;       /* the ranker's score of a region far from
+                                 * any activity (add_twins) */
   uint64_t active_pos, active_end;     /* the active interval */
   int region_active;            /* 1: whole region, 2: a ring */
   uint32_t active_idx, active_ring, active_center, active_side;
@@ -360,7 +361,12 @@ region_push (struct order *o, uint64_t region)
   if (idx == U64MAP_NONE)
     return;
   s = &o->region_state[idx];
-  if (s->done || s->p <= o->region_threshold)
+  /* No cut-off on p: a region the ranker scores as low as one far from
+   * any activity still ranks by p x activity before the sweep.  A cut
+   * there left to the sweep most regions of a ranker that generalised
+   * badly (MSN held out, regions of 1024 blocks: 11022 stalls, 6566
+   * without the cut; the real split: unchanged). */
+  if (s->done)
     return;
   activity = (h == U64MAP_NONE ? UNSEEN_ACTIVITY
     : s->growth + ONLINE_WEIGHT * s->online) + s->twins;
