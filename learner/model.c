@@ -178,16 +178,24 @@ by_count_then_region (const void *a, const void *b)
 /* Pick the region size that, ranking the first half's regions by
  * activity, reaches the second half's new blocks soonest: mean position
  * in such a pull order, regions of the first half first, then the rest
- * of the volume.  Uses the history only. */
+ * of the volume.  Uses the history only.  The measure pulls a region
+ * whole, in one go; the pull order does better with small regions
+ * (rings around touched blocks, re-ranking as the guest runs), so the
+ * smallest size within NEAR_BEST_COST of the best wins.  (MSN, history
+ * split again: 1024-block regions cost 3 % more than 16384 here but
+ * stall 6566 times against 7017.) */
+#define NEAR_BEST_COST 1.05
+
 static int
 choose_region_shift (const struct history *h1, const struct history *h2,
                      uint64_t volume_blocks, char *err)
 {
   static const unsigned shifts[] = { 2, 4, 6, 8, 10, 12, 14 };
-  double best_cost = INFINITY;
+  const size_t nshifts = sizeof shifts / sizeof shifts[0];
+  double cost_of[sizeof shifts / sizeof shifts[0]], best_cost = INFINITY;
   int best = 8;
 
-  for (size_t s = 0; s < sizeof shifts / sizeof shifts[0]; s++) {
+  for (size_t s = 0; s < nshifts; s++) {
     struct history r1;
     struct region_rank *rank;
     struct u64map start = { 0 };
@@ -217,14 +225,15 @@ choose_region_shift (const struct history *h1, const struct history *h2,
         : r1.n * size + (volume_blocks - fmin (volume_blocks, r1.n * size)) / 2;
       n++;
     }
-    if (n && cost / n < best_cost) {
-      best_cost = cost / n;
-      best = (int) shifts[s];
-    }
+    cost_of[s] = n ? cost / n : INFINITY;
+    best_cost = fmin (best_cost, cost_of[s]);
     u64map_free (&start);
     free (rank);
     history_free (&r1);
   }
+  for (size_t s = nshifts; best_cost < INFINITY && s-- > 0; )
+    if (cost_of[s] <= NEAR_BEST_COST * best_cost)
+      best = (int) shifts[s];
   return best;
 }
 
