@@ -6,13 +6,15 @@
  *              the sequence model expects next, newest first; refilled on
  *              every observed request
  *   list       a fixed block list: history blocks ranked by the policy, or
- *              the oracle's seed
+ *              the oracle's seed; for predict, only those no region
+ *              pulls (choose_sources)
  *   regions    (predict) a max-heap of regions by libsvm probability x
- *              activity.  A region's never-seen blocks are pulled in rings
- *              around its touched blocks (history and online), nearest
- *              first, each ring scored by how much likelier the history
- *              says its distance is (ring_init); a block touched online
- *              restarts its region's rings.  Observed requests update the
+ *              activity.  A region is pulled in rings: first its history
+ *              blocks themselves, then its never-seen blocks around its
+ *              touched blocks (history and online), nearest first, each
+ *              ring scored by how much likelier the history says its
+ *              distance is (ring_init); a block touched online restarts
+ *              its region's rings.  Observed requests update the
  *              regions' statistics; a region that stalls the guest (a
  *              missed prediction) or gets a new block is re-pushed with
  *              its new activity at once, and re-scored by the ranker
@@ -33,10 +35,11 @@
 #define URGENT_MAX 64
 /* Neighbours of a stalled request pulled at once (see order_observe). */
 #define STALL_RADIUS 1
-/* Ring j of a touched block: the blocks at distance (2^(j-1), 2^j] (ring
- * 0: distance 1).  model.c's regions are at most 2^14 blocks; in a larger
- * one the blocks beyond the last ring are left to the sweep. */
-#define RINGS 16
+/* Ring 0 of a touched block is the block itself; ring j > 0: the blocks
+ * at distance (2^(j-2), 2^(j-1)] (ring 1: distance 1).  model.c's regions
+ * are at most 2^14 blocks; in a larger one the blocks beyond the last
+ * ring are left to the sweep. */
+#define RINGS 17
 /* Activity bins: log2 (1 + touched blocks in the region). */
 #define ABINS 16
 /* Sub-bins of a region on a volume of several devices (add_twins): a
@@ -266,17 +269,26 @@ region_slot (struct order *o, uint64_t region)
 static void
 ring_bounds (uint32_t j, uint64_t *lo, uint64_t *hi)
 {
-  *lo = j == 0 ? 1 : (1ULL << (j - 1)) + 1;
-  *hi = 1ULL << j;
+  *lo = j <= 1 ? j : (1ULL << (j - 2)) + 1;
+  *hi = j == 0 ? 0 : 1ULL << (j - 1);
 }
 
 static uint32_t
 ring_of (uint64_t d)
 {
   uint32_t j = 0;
+  if (d == 0)
+    return 0;
   while ((1ULL << j) < d)
     j++;
-  return j;
+  return j + 1;
+}
+
+/* Ring after the last one of a region of 2^SHIFT blocks. */
+static uint32_t
+rings_end (unsigned shift)
+{
+  return shift + 2 < RINGS ? shift + 2 : RINGS;
 }
 
 static uint32_t
@@ -327,6 +339,9 @@ center_insert (struct region_state *s, uint32_t off)
  * region's times how much likelier that ring is (ring_p).  Regions never
  * near any activity are left to the sweep. */
 #define UNSEEN_ACTIVITY 0.5f
+/* A ranker that saw no region get new blocks scores every region 0: the
+ * activity still orders them. */
+#define MIN_REGION_P 1e-3f
 /* An access seen now says more about the coming minutes than one in the
  * history: it weighs this many history accesses. */
 #define ONLINE_WEIGHT 4
@@ -371,7 +386,8 @@ region_push (struct order *o, uint64_t region)
   activity = (h == U64MAP_NONE ? UNSEEN_ACTIVITY
     : s->growth + ONLINE_WEIGHT * s->online) + s->twins;
   s->version++;
-  heap_push (o, idx, s->p * activity * region_factor (o, idx));
+  heap_push (o, idx, fmaxf (s->p, MIN_REGION_P) * activity
+             * region_factor (o, idx));
 }
 
 /* Set REGION's ranker probability (creating its state) and re-rank it. */
@@ -578,6 +594,8 @@ ring_count (uint64_t c, uint64_t llim, uint64_t rlim, uint32_t j)
   uint64_t lo, hi, n = 0;
 
   ring_bounds (j, &lo, &hi);
+  if (hi == 0)
+    return 1;                   /* the center itself */
   if (c + lo <= rlim)
     n += (c + hi < rlim ? c + hi : rlim) - (c + lo) + 1;
   if (c >= lo && c - lo >= llim)
@@ -585,16 +603,19 @@ ring_count (uint64_t c, uint64_t llim, uint64_t rlim, uint32_t j)
   return n;
 }
 
-/* ring_p[r][a] from the counts: per activity bin, the rate of each ring
- * relative to the bin's mean rate (the region's own score already says
- * how likely the region is as a whole), with one expected positive's
- * worth of prior towards the next quieter bin's profile (flat for the
- * quietest), fitted non-increasing in the distance (pool adjacent
- * violators).  Bins without a positive take the quieter bin's profile. */
+/* ring_p[r][a] for the rings of never-seen blocks (r >= 1) from the
+ * counts: per activity bin, the rate of each ring relative to the bin's
+ * mean rate (the region's own score already says how likely the region
+ * is as a whole), with one expected positive's worth of prior towards
+ * the next quieter bin's profile (flat for the quietest), fitted
+ * non-increasing in the distance (pool adjacent violators).  Bins
+ * without a positive take the quieter bin's profile. */
 static void
-fit_rings (struct order *o, double num[RINGS][ABINS],
-           double den[RINGS][ABINS], int nrings)
+fit_rings (struct order *o, double (*num)[ABINS], double (*den)[ABINS],
+           int nrings)
 {
+  float (*ring_p)[ABINS] = o->ring_p + 1;
+
   for (int a = 0; a < ABINS; a++) {
     double n = 0, d = 0, mean, v[RINGS], w[RINGS];
     int len[RINGS], nb = 0;
@@ -604,13 +625,13 @@ fit_rings (struct order *o, double num[RINGS][ABINS],
       d += den[r][a];
     }
     if (n == 0) {
-      for (int r = 0; r < RINGS; r++)
-        o->ring_p[r][a] = a > 0 ? o->ring_p[r][a - 1] : 1;
+      for (int r = 0; r < RINGS - 1; r++)
+        ring_p[r][a] = a > 0 ? ring_p[r][a - 1] : 1;
       continue;
     }
     mean = n / d;
     for (int r = 0; r < nrings; r++) {
-      double prior = a > 0 ? o->ring_p[r][a - 1] : 1;
+      double prior = a > 0 ? ring_p[r][a - 1] : 1;
       v[nb] = (num[r][a] + prior) / (den[r][a] + 1 / mean);
       w[nb] = den[r][a] + 1 / mean;
       len[nb++] = 1;
@@ -624,18 +645,48 @@ fit_rings (struct order *o, double num[RINGS][ABINS],
     }
     for (int b = 0, r = 0; b < nb; b++)
       for (int k = 0; k < len[b]; k++, r++)
-        o->ring_p[r][a] = (float) (v[b] / mean);
-    for (int r = nrings; r < RINGS; r++)
-      o->ring_p[r][a] = o->ring_p[nrings - 1][a];
+        ring_p[r][a] = (float) (v[b] / mean);
+    for (int r = nrings; r < RINGS - 1; r++)
+      ring_p[r][a] = ring_p[nrings - 1][a];
   }
 }
 
-/* How likely is a never-seen block to be touched, by its distance to the
- * nearest touched block of its region (ring) and how many blocks that
- * region has touched (activity bin)?  Learnt from the history alone, as
- * the rankers are: the blocks its first half touched are the centers, the
- * blocks its second half touched first are the positives.  Then every
- * history block becomes a center of its region. */
+/* ring_p[0][a], the touched blocks themselves: how much likelier a
+ * touched block is to be touched again than the bin's mean never-seen
+ * block is to be touched, with the same prior as fit_rings.  Never below
+ * ring 1, which it comes before. */
+static void
+fit_touched (struct order *o, double num[RINGS][ABINS],
+             double den[RINGS][ABINS])
+{
+  for (int a = 0; a < ABINS; a++) {
+    double n = 0, d = 0, mean, prior, v;
+
+    for (int r = 1; r < RINGS; r++) {
+      n += num[r][a];
+      d += den[r][a];
+    }
+    if (n == 0) {
+      o->ring_p[0][a] = a > 0 ? o->ring_p[0][a - 1] : o->ring_p[1][a];
+      continue;
+    }
+    mean = n / d;
+    prior = a > 0 ? o->ring_p[0][a - 1] : 1;
+    v = (num[0][a] + prior) / (den[0][a] + 1 / mean) / mean;
+    o->ring_p[0][a] = (float) fmax (v, o->ring_p[1][a]);
+  }
+}
+
+/* How likely is a block to be touched, by its distance to the nearest
+ * touched block of its region (ring; 0: a touched block, touched again)
+ * and how many blocks that region has touched (activity bin)?  Learnt
+ * from the history alone, as the rankers are: the blocks its first half
+ * touched are the centers, the blocks its second half touched are the
+ * positives.  Then every history block becomes a center of its region:
+ * its ring 0 puts the history blocks in the region heap, ranked against
+ * the never-seen blocks of every region, where a fixed list ahead of all
+ * regions would pull the quiet regions' history blocks first (MSN dense,
+ * ratio 1: 6016 -> 5976 stalls; validation split 7017 -> 6815). */
 static int
 ring_init (struct order *o)
 {
@@ -674,8 +725,10 @@ ring_init (struct order *o)
       uint64_t c = h1[k] - base;
       uint64_t llim = k > i ? (h1[k - 1] - base + c) / 2 + 1 : 0;
       uint64_t rlim = k + 1 < j ? (c + h1[k + 1] - base) / 2 : end - base - 1;
-      for (uint32_t r = 0; r <= shift && r < RINGS; r++)
+      uint32_t u = u64map_get (&h->index, h1[k]);
+      for (uint32_t r = 0; r < rings_end (shift); r++)
         den[r][a] += ring_count (c, llim, rlim, r);
+      num[0][a] += u != U64MAP_NONE && h->units[u].last_ts >= mid;
     }
   }
   for (size_t i = 0; i < h->n; i++) {
@@ -708,7 +761,8 @@ ring_init (struct order *o)
       ;
     num[ring_of (d)][abin (run_end - lo)]++;
   }
-  fit_rings (o, num, den, shift < RINGS ? shift + 1 : RINGS);
+  fit_rings (o, num + 1, den + 1, (int) rings_end (shift) - 1);
+  fit_touched (o, num, den);
 
   for (size_t i = 0; i < nall; i++) {
     uint32_t idx = region_slot (o, all[i] >> shift);
@@ -931,11 +985,12 @@ observe_regions (struct order *o, uint64_t ts, uint64_t first, uint64_t last,
         u64map_put (&o->seen_blocks, b, 1);
         new_blocks++;
         /* A new center: its rings are worth pulling again from the
-         * nearest out. */
+         * nearest out (the history blocks first if not pulled yet). */
         if (idx != U64MAP_NONE && !in_subs (o, idx) &&
             center_insert (&o->region_state[idx],
-                           (uint32_t) (b - (r << shift))) == 1)
-          o->region_state[idx].ring = 0;
+                           (uint32_t) (b - (r << shift))) == 1 &&
+            o->region_state[idx].ring > 1)
+          o->region_state[idx].ring = 1;
       }
     }
     if (history_touch (&o->regions, r, ts, is_write, is_seq, new_blocks,
@@ -1021,13 +1076,19 @@ ring_step (struct order *o)
       : size - 1;
     int side = o->active_side;
 
-    if (side == 1) {
+    if (hi == 0)
+      o->active_center++;
+    else if (side == 1) {
       o->active_center++;
       o->active_side = 0;
     }
     else
       o->active_side = 1;
-    if (side == 0 && c >= lo && c - lo >= llim) {
+    if (hi == 0) {              /* ring 0: the center itself */
+      o->active_pos = base + c;
+      o->active_end = base + c + 1;
+    }
+    else if (side == 0 && c >= lo && c - lo >= llim) {
       o->active_pos = base + (c >= hi && c - hi > llim ? c - hi : llim);
       o->active_end = base + c - lo + 1;
     }
@@ -1094,7 +1155,7 @@ next_from_regions (struct order *o, order_present_fn is_present, void *ctx,
       o->region_active = 2;
       /* The next ring waits its turn; the region is done after the
        * last. */
-      if (++s->ring > o->regions.shift || s->ring >= RINGS)
+      if (++s->ring >= rings_end (o->regions.shift))
         s->done = 1;
       else
         region_push (o, o->region_of[top.idx]);
@@ -1118,8 +1179,9 @@ next_from_regions (struct order *o, order_present_fn is_present, void *ctx,
  * never-seen blocks that do hold data are then a much better bet. */
 #define PROBES 4096
 
-static void
-choose_sources (struct order *o, order_present_fn is_present, void *ctx)
+static int
+new_blocks_first (const struct order *o, order_present_fn is_present,
+                  void *ctx)
 {
   const struct model *m = o->model;
   const unsigned shift = o->regions.shift;
@@ -1127,9 +1189,8 @@ choose_sources (struct order *o, order_present_fn is_present, void *ctx)
   size_t sampled = 0, absent = 0;
   double to_copy;
 
-  o->probed = 1;
   if (m->ncandidates == 0)
-    return;
+    return 0;
   for (int i = 0; i < PROBES; i++) {
     x = x * 6364136223846793005ULL + 1442695040888963407ULL;
     uint64_t region = m->candidates[(x >> 33) % m->ncandidates].unit;
@@ -1140,17 +1201,50 @@ choose_sources (struct order *o, order_present_fn is_present, void *ctx)
     absent += !is_present (ctx, b);
   }
   if (sampled == 0)
-    return;
+    return 0;
   to_copy = (double) absent / sampled * m->ncandidates * (1ULL << shift);
-  o->new_first = m->expected_new_blocks / (to_copy + 1) > m->retouch_rate;
-  /* There, a good region's never-seen blocks that hold data are nearly
-   * all read: its best sub-bins first would only delay the rest of it
-   * (TPC-C sparse, ratio 1: 758 stalls with sub-bins, 701 without). */
-  if (o->new_first && o->sub_p) {
-    free (o->sub_p);
-    o->sub_p = NULL;
-    for (size_t i = 0; i < o->nregion_state; i++)
-      region_push (o, o->region_of[i]);
+  return m->expected_new_blocks / (to_copy + 1) > m->retouch_rate;
+}
+
+/* History blocks first: a region that is pulled in rings pulls its own
+ * history blocks (ring 0), so the list keeps only the others: those of
+ * regions pulled by sub-bins. */
+static void
+list_keep_unringed (struct order *o)
+{
+  size_t n = 0;
+
+  for (size_t i = 0; i < o->nlist; i++) {
+    uint32_t idx = u64map_get (&o->region_index,
+                               o->list[i] >> o->regions.shift);
+    if (idx != U64MAP_NONE && o->region_state[idx].ncenters > 0 &&
+        !in_subs (o, idx))
+      continue;
+    o->list[n++] = o->list[i];
+  }
+  o->nlist = n;
+}
+
+static void
+choose_sources (struct order *o, order_present_fn is_present, void *ctx)
+{
+  o->probed = 1;
+  o->new_first = new_blocks_first (o, is_present, ctx);
+  if (!o->new_first) {
+    list_keep_unringed (o);
+    return;
+  }
+  /* Never-seen blocks first: the history blocks wait in the list, after
+   * them, so the regions start at ring 1.  A good region's never-seen
+   * blocks that hold data are then nearly all read: its best sub-bins
+   * first would only delay the rest of it (TPC-C sparse, ratio 1: 758
+   * stalls with sub-bins, 701 without). */
+  free (o->sub_p);
+  o->sub_p = NULL;
+  for (size_t i = 0; i < o->nregion_state; i++) {
+    if (o->region_state[i].ring == 0)
+      o->region_state[i].ring = 1;
+    region_push (o, o->region_of[i]);
   }
 }
 
