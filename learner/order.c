@@ -22,6 +22,8 @@
  *              remaining queue re-ranks incrementally (stale heap entries
  *              are dropped when popped).  Comes before the list on a
  *              sparse source (choose_sources)
+ *   bursts     (predict, before the list) the chunks around the stalls of
+ *              a region that stalls again and again (burst_observe)
  *   sweep      ascending order over the whole volume: everything is
  *              eventually copied whatever the predictions were
  */
@@ -46,6 +48,8 @@
  * region is pulled a sub-bin at a time, 2^SUB_BITS of them per region. */
 #define SUB_BITS 4
 #define NSUB (1U << SUB_BITS)
+/* Chunks waiting in the burst source (burst_observe), newest first. */
+#define BURST_MAX 16
 
 const char *const order_policies[] = {
   "none", "sequential", "frequency", "first-access", "predict", "oracle",
@@ -74,7 +78,11 @@ struct region_state {
   uint32_t ncenters, centers_cap;
   uint32_t ring;                /* next ring to pull (ring_bounds), or
                                    the rank of the next sub-bin */
+  float stalls;                 /* recent stalls, decayed (burst_observe) */
+  uint64_t stalls_ts;           /* when stalls was last updated */
 };
+
+struct interval { uint64_t pos, end; };
 
 struct order {
   enum policy policy;
@@ -116,6 +124,11 @@ struct order {
   uint64_t clock_base;          /* first observe's now_us */
   int clock_started;
   uint64_t prev_last;           /* last block of the previous request */
+  uint64_t offered;             /* blocks order_next returned so far */
+  struct interval burst[BURST_MAX];     /* stack of chunks to pull */
+  size_t nburst;
+  struct interval burst_active;
+  struct u64map burst_seen;     /* first blocks of the chunks queued */
   int probed;                   /* new_first decided */
   int new_first;                /* never-seen blocks before history ones */
 };
@@ -936,6 +949,7 @@ order_free (struct order *o)
   free (o->seq);
   history_free (&o->regions);
   u64map_free (&o->seen_blocks);
+  u64map_free (&o->burst_seen);
   u64map_free (&o->region_index);
   for (size_t i = 0; i < o->nregion_state; i++)
     free (o->region_state[i].centers);
@@ -961,6 +975,76 @@ order_seed (struct order *o, const uint64_t *blocks, size_t n)
   o->nlist = n;
   o->list_pos = 0;
   return 0;
+}
+
+/* A burst: the guest reads a span it never read before, at random and
+ * fast (MSN's validation split opens with reads scattered over a
+ * 3000-block window moving up at about 30 000 blocks/s, 1 700 stalls in
+ * its first second; the real future has one over 136 000 blocks at
+ * 14 s).  The history cannot see it coming, and the region heap reacts
+ * too slowly: a region's next ring is a few blocks spread over the region.
+ * So once a region has stalled BURST_STALLS times within about
+ * BURST_TAU_US (a decayed count), each further stall there queues the
+ * chunk of the volume holding it and the one above (such windows move up),
+ * pulled before the history list, newest first.  A chunk is what the link
+ * moves in BURST_SPAN_US (256 blocks at MSN's ratio 1), so on a slow link
+ * a burst does not hold up everything else for long.  MSN, dense ratio
+ * 1, validation split (docs/PREDICTION.md): 7017 -> 5110 stalls (the
+ * stall's own chunk only: 5283; whole regions: 5491; 4 or 16 ms: 5167,
+ * 5088; 4 or 16 stalls: 5916, 5245); the benchmark's split 6016 -> 5998;
+ * TPC-C unchanged. */
+#define BURST_STALLS 8
+#define BURST_TAU_US 1000000.0
+#define BURST_SPAN_US 8000.0
+
+/* Log2 of the chunk size: what the link moved in BURST_SPAN_US so far. */
+static unsigned
+burst_shift (const struct order *o, uint64_t ts)
+{
+  uint64_t elapsed = ts - o->model->blocks.t_end;
+  double want = elapsed > 0 ? o->offered * BURST_SPAN_US / elapsed : 1;
+  unsigned shift = 0;
+
+  while (shift < o->regions.shift && (2ULL << shift) <= want)
+    shift++;
+  return shift;
+}
+
+static void
+burst_push (struct order *o, uint64_t pos, unsigned shift)
+{
+  if (pos >= o->nblocks || u64map_get (&o->burst_seen, pos) != U64MAP_NONE ||
+      u64map_put (&o->burst_seen, pos, 1) == -1)
+    return;
+  if (o->nburst == BURST_MAX) {         /* the oldest is likeliest past */
+    memmove (o->burst, o->burst + 1, (BURST_MAX - 1) * sizeof *o->burst);
+    o->nburst--;
+  }
+  o->burst[o->nburst++] = (struct interval) {
+    .pos = pos,
+    .end = pos + (1ULL << shift) < o->nblocks ? pos + (1ULL << shift)
+      : o->nblocks
+  };
+}
+
+/* A stall at block FIRST in region IDX at TS. */
+static void
+burst_observe (struct order *o, uint32_t idx, uint64_t ts, uint64_t first)
+{
+  struct region_state *s = &o->region_state[idx];
+  unsigned shift;
+  uint64_t pos;
+
+  s->stalls = (float) (s->stalls * exp (-(double) (ts - s->stalls_ts)
+                                        / BURST_TAU_US) + 1);
+  s->stalls_ts = ts;
+  if (s->stalls < BURST_STALLS)
+    return;
+  shift = burst_shift (o, ts);
+  pos = first >> shift << shift;
+  /* The chunk above first, so the stall's own is on top. */
+  burst_push (o, pos + (1ULL << shift), shift);
+  burst_push (o, pos, shift);
 }
 
 /* Update region statistics with one request; re-score where it matters. */
@@ -993,6 +1077,8 @@ observe_regions (struct order *o, uint64_t ts, uint64_t first, uint64_t last,
           o->region_state[idx].ring = 1;
       }
     }
+    if (!was_hit && idx != U64MAP_NONE)
+      burst_observe (o, idx, ts, first);
     if (history_touch (&o->regions, r, ts, is_write, is_seq, new_blocks,
                        err) == -1)
       continue;                 /* out of memory: just learn less */
@@ -1249,6 +1335,24 @@ choose_sources (struct order *o, order_present_fn is_present, void *ctx)
 }
 
 static int
+next_from_bursts (struct order *o, order_present_fn is_present, void *ctx,
+                  uint64_t *block)
+{
+  for (;;) {
+    while (o->burst_active.pos < o->burst_active.end) {
+      uint64_t b = o->burst_active.pos++;
+      if (!is_present (ctx, b)) {
+        *block = b;
+        return 1;
+      }
+    }
+    if (o->nburst == 0)
+      return 0;
+    o->burst_active = o->burst[--o->nburst];
+  }
+}
+
+static int
 next_one (struct order *o, order_present_fn is_present, void *ctx,
           uint64_t *block)
 {
@@ -1259,6 +1363,8 @@ next_one (struct order *o, order_present_fn is_present, void *ctx,
       return 1;
     }
   }
+  if (next_from_bursts (o, is_present, ctx, block))
+    return 1;
   if (o->new_first && next_from_regions (o, is_present, ctx, block))
     return 1;
   while (o->list_pos < o->nlist) {
@@ -1301,5 +1407,6 @@ order_next (struct order *o, uint64_t *blocks, size_t max,
       i++;
     n += i == n;
   }
+  o->offered += n;
   return n;
 }
