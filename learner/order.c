@@ -699,7 +699,7 @@ fit_touched (struct order *o, double num[RINGS][ABINS],
  * its ring 0 puts the history blocks in the region heap, ranked against
  * the never-seen blocks of every region, where a fixed list ahead of all
  * regions would pull the quiet regions' history blocks first (MSN dense,
- * ratio 1: 6016 -> 5976 stalls; validation split 7017 -> 6815). */
+ * ratio 1: 6016 -> 5976 stalls; held-out split 6566 -> 6500). */
 static int
 ring_init (struct order *o)
 {
@@ -978,7 +978,7 @@ order_seed (struct order *o, const uint64_t *blocks, size_t n)
 }
 
 /* A burst: the guest reads a span it never read before, at random and
- * fast (MSN's validation split opens with reads scattered over a
+ * fast (MSN's held-out split opens with reads scattered over a
  * 3000-block window moving up at about 30 000 blocks/s, 1 700 stalls in
  * its first second; the real future has one over 136 000 blocks at
  * 14 s).  The history cannot see it coming, and the region heap reacts
@@ -989,7 +989,7 @@ order_seed (struct order *o, const uint64_t *blocks, size_t n)
  * pulled before the history list, newest first.  A chunk is what the link
  * moves in BURST_SPAN_US (256 blocks at MSN's ratio 1), so on a slow link
  * a burst does not hold up everything else for long.  MSN, dense ratio
- * 1, validation split (docs/PREDICTION.md): 7017 -> 5110 stalls (the
+ * 1, held-out split (docs/PREDICTION.md; before ring 0): 7017 -> 5110 stalls (the
  * stall's own chunk only: 5283; whole regions: 5491; 4 or 16 ms: 5167,
  * 5088; 4 or 16 stalls: 5916, 5245); the benchmark's split 6016 -> 5998;
  * TPC-C unchanged. */

@@ -86,11 +86,11 @@ do
         "$NBDSHADOW" simulate --history "$work/vh.csv" --future "$work/vf.csv" \
             --model "$work/vmodel" --policy sequential,predict,oracle \
             --json $opt > "$work/sim.json"
-        grep '"policy": "sequential"' "$work/sim.json" > "$work/seq.json"
-        grep '"policy": "predict"' "$work/sim.json" > "$work/predict.json"
-        grep '"policy": "oracle"' "$work/sim.json" > "$work/oracle.json"
+        for p in sequential predict oracle; do
+            grep "\"policy\": \"$p\"" "$work/sim.json" > "$work/$p.json"
+        done
         echo "- held out (the history split again; ratio 1, $variant):" \
-             "sequential $(json_get "$work/seq.json" stalls)," \
+             "sequential $(json_get "$work/sequential.json" stalls)," \
              "predict $(json_get "$work/predict.json" stalls)," \
              "oracle $(json_get "$work/oracle.json" stalls) stalls," \
              "gap closed $(json_get "$work/predict.json" gap_closed)"
