@@ -17,6 +17,8 @@ extern int die (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 extern int parse_block_size (const char *s, uint64_t *out);
 /* Seconds from "1ms", "250us", "2s" or plain seconds. */
 extern int parse_duration (const char *s, double *out);
+/* A finite number > 0, the whole string ("5abc" is refused). */
+extern int parse_positive (const char *s, double *out);
 extern double seconds_since (const struct timespec *start);
 /* Print "KEY": V followed by SEP, with null for a NaN or infinity (JSON
  * has neither). */

@@ -105,7 +105,7 @@ cmd_simulate (int argc, char **argv)
     case 'm': model_path = optarg; break;
     case 'b':
       if (parse_block_size (optarg, &cfg.block_size) == -1)
-        return die ("--block-size: expected a power of 2 >= 512, got \"%s\"",
+        return die ("--block-size: expected a power of 2 from 512 to 64M, got \"%s\"",
                     optarg);
       break;
     case 'B':
@@ -115,8 +115,7 @@ cmd_simulate (int argc, char **argv)
       cfg.bandwidth = (double) bw;
       break;
     case 'R':
-      cfg.bandwidth_ratio = strtod (optarg, NULL);
-      if (!(cfg.bandwidth_ratio > 0))
+      if (parse_positive (optarg, &cfg.bandwidth_ratio) == -1)
         return die ("--bandwidth-ratio: expected a positive number, got "
                     "\"%s\"", optarg);
       break;

@@ -48,7 +48,7 @@ cmd_train (int argc, char **argv)
     case 't': trace_path = optarg; break;
     case 'b':
       if (parse_block_size (optarg, &topts.block_size) == -1)
-        return die ("--block-size: expected a power of 2 >= 512, got \"%s\"",
+        return die ("--block-size: expected a power of 2 from 512 to 64M, got \"%s\"",
                     optarg);
       break;
     case 'r':
