@@ -3,6 +3,7 @@
 # are replaced safely and kept private.
 
 INPUTS_TESTS = \
+	test-model-validate.sh \
 	test-import-bounds.sh \
 	test-simulate-bounds.sh
 
