@@ -9,3 +9,15 @@ INPUTS_TESTS = \
 
 TESTS += $(INPUTS_TESTS)
 EXTRA_DIST += $(INPUTS_TESTS)
+
+# libFuzzer targets, built and run by `make fuzz` (tests/fuzz/fuzz.sh),
+# not by make check: they need clang.
+EXTRA_DIST += \
+	fuzz/fuzz.sh \
+	fuzz/fuzz-trace.h \
+	fuzz/fuzz-import.c \
+	fuzz/fuzz-trace-csv.c \
+	fuzz/fuzz-model.c \
+	fuzz/fuzz-statefile.c \
+	fuzz/fuzz-params.c \
+	fuzz/nbdkit-stubs.c
