@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "parse-number.h"
+#include "replace-file.h"
 
 static const struct {
   const char *name;
@@ -46,6 +47,15 @@ parse_block_size (const char *s, uint64_t *out)
 {
   if (parse_size (s, out) == -1 || !learner_block_size_ok (*out))
     return -1;
+  return 0;
+}
+
+int
+parse_mode_option (const char *s, mode_t *mode)
+{
+  if (parse_file_mode (s, mode) == -1)
+    return die ("--mode: expected an octal file mode like 0640, got \"%s\"",
+                s);
   return 0;
 }
 

@@ -14,6 +14,7 @@
 
 #include "blob.h"
 #include "model.h"
+#include "replace-file.h"
 
 static const char MAGIC[8] = "NBDSHMDL";
 #define BYTE_ORDER_MARK 0x01020304u
@@ -308,14 +309,13 @@ model_validate (const struct model *m, char *why)
 }
 
 int
-model_save (const struct model *m, const char *path, char *err)
+model_save (const struct model *m, const char *path, mode_t mode, char *err)
 {
   struct blob_writer w = { 0 };
   unsigned char digest[SHA256_DIGEST_LENGTH];
   uint32_t version = MODEL_VERSION, bom = BYTE_ORDER_MARK;
   uint64_t len;
-  char tmp[4096];
-  FILE *fp;
+  struct replace_file rf;
   int ret = -1;
 
   put_payload (&w, m);
@@ -325,33 +325,20 @@ model_save (const struct model *m, const char *path, char *err)
   }
   len = w.len;
   SHA256 (w.data, w.len, digest);
-  if (snprintf (tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp) {
-    snprintf (err, LEARNER_ERRLEN, "model path too long");
-    goto out;
-  }
-  fp = fopen (tmp, "wb");
-  if (!fp) {
-    snprintf (err, LEARNER_ERRLEN, "%.200s: %s", tmp, strerror (errno));
-    goto out;
-  }
-  fwrite (MAGIC, 1, sizeof MAGIC, fp);
-  fwrite (&version, sizeof version, 1, fp);
-  fwrite (&bom, sizeof bom, 1, fp);
-  fwrite (&len, sizeof len, 1, fp);
-  fwrite (digest, 1, sizeof digest, fp);
-  fwrite (w.data, 1, w.len, fp);
-  if (fflush (fp) == EOF || ferror (fp) || fsync (fileno (fp)) == -1) {
-    snprintf (err, LEARNER_ERRLEN, "%.200s: write: %s", tmp,
-              strerror (errno));
-    fclose (fp);
-    unlink (tmp);
-    goto out;
-  }
-  fclose (fp);
-  /* Replace atomically: a reader never sees half a model. */
-  if (rename (tmp, path) == -1) {
+  /* Replaced atomically: a reader never sees half a model. */
+  if (replace_file_begin (&rf, path, mode) == -1) {
     snprintf (err, LEARNER_ERRLEN, "%.200s: %s", path, strerror (errno));
-    unlink (tmp);
+    goto out;
+  }
+  fwrite (MAGIC, 1, sizeof MAGIC, rf.fp);
+  fwrite (&version, sizeof version, 1, rf.fp);
+  fwrite (&bom, sizeof bom, 1, rf.fp);
+  fwrite (&len, sizeof len, 1, rf.fp);
+  fwrite (digest, 1, sizeof digest, rf.fp);
+  fwrite (w.data, 1, w.len, rf.fp);
+  if (replace_file_commit (&rf, REPLACE_SYNC) == -1) {
+    snprintf (err, LEARNER_ERRLEN, "%.200s: write: %s", path,
+              strerror (errno));
     goto out;
   }
   ret = 0;

@@ -5,7 +5,8 @@
 INPUTS_TESTS = \
 	test-model-validate.sh \
 	test-import-bounds.sh \
-	test-simulate-bounds.sh
+	test-simulate-bounds.sh \
+	test-cli-files.sh
 
 TESTS += $(INPUTS_TESTS)
 EXTRA_DIST += $(INPUTS_TESTS)
