@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-/* Unsigned integer in BASE (10, 16, or 0: decimal, or hex after 0x). */
+/* Unsigned integer in BASE (8, 10, 16, or 0: decimal, or hex after 0x). */
 extern int parse_uint64 (const char *s, int base, uint64_t *out);
 /* Signed decimal integer. */
 extern int parse_int64 (const char *s, int64_t *out);
