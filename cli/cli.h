@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "clock.h"
 #include "learner.h"
 #include "sim.h"
 
@@ -23,7 +24,7 @@ extern int parse_mode_option (const char *s, mode_t *mode);
 extern int parse_duration (const char *s, double *out);
 /* A finite number > 0, the whole string ("5abc" is refused). */
 extern int parse_positive (const char *s, double *out);
-extern double seconds_since (const struct timespec *start);
+extern double seconds_since (uint64_t start_ns);   /* since time_ns () */
 /* Print "KEY": V followed by SEP, with null for a NaN or infinity (JSON
  * has neither). */
 extern void print_json_number (const char *key, double v, const char *sep);
