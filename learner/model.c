@@ -247,7 +247,7 @@ model_train (const struct trace *t, const struct train_options *opts,
   struct u64map positive = { 0 }, seen = { 0 };
   uint64_t t0, t1, mid, bs = opts->block_size;
   size_t cap;
-  int ok = 0;
+  bool ok = false;
 
   if (!m) {
     snprintf (err, LEARNER_ERRLEN, "out of memory");
@@ -340,7 +340,7 @@ model_train (const struct trace *t, const struct train_options *opts,
 
   if (seqmodel_train (&m->seq, t, bs, &m->seq_score, err) == -1)
     goto out;
-  ok = 1;
+  ok = true;
  out:
   history_free (&h1);
   history_free (&h2);

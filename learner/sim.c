@@ -235,7 +235,7 @@ struct run {
   int oom;
 };
 
-static int
+static bool
 is_claimed (void *ctx, uint64_t block)
 {
   return bit_test (((struct run *) ctx)->claimed, block);
@@ -373,7 +373,7 @@ sim_run (const struct sim_scenario *s, const char *policy,
     const struct trace_rec *q = &s->future->recs[i];
     double t = (q->ts_us - s->t0_us) / 1e6, t_obs;
     uint64_t first, last;
-    int hit = 1;
+    bool hit = true;
 
     if (!trace_rec_blocks (q, bs, &first, &last))
       continue;
@@ -414,7 +414,7 @@ sim_run (const struct sim_scenario *s, const char *policy,
         until = fmax (until, demand_fetch (&r, fetch, nfetch, t));
       res->demand_blocks += nfetch;
       if (until > t) {
-        hit = 0;
+        hit = false;
         res->stalls++;
         res->stall_seconds += until - t;
       }

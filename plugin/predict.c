@@ -172,12 +172,6 @@ drain_ring (void)
 
 /* ---- the order the engine follows ---- */
 
-static int
-present_for_order (void *ctx, uint64_t b)
-{
-  return block_is_present (b);
-}
-
 static bool
 order_next_block (struct engine_order *self, uint64_t *b)
 {
@@ -190,7 +184,7 @@ order_next_block (struct engine_order *self, uint64_t *b)
     /* One block at a time: what the guest did a moment ago re-ranks the
      * very next pull.
      */
-    n = order_next (order, b, 1, present_for_order, NULL);
+    n = order_next (order, b, 1, block_present_cb, NULL);
   }
   pthread_mutex_unlock (&order_lock);
   atomic_fetch_add_explicit (&model_ns, time_ns () - t0,

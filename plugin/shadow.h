@@ -152,6 +152,14 @@ static inline bool block_is_present (uint64_t b)
   return bit_test_acquire (shadow.present, b);
 }
 
+/* block_is_present as the callback the engine and the pull order take
+ * (present.h): one function answers both.
+ */
+static inline bool block_present_cb (void *opaque, uint64_t b)
+{
+  return block_is_present (b);
+}
+
 /* The fast path of every request: are all its blocks local already? */
 static inline bool blocks_are_present (uint64_t first, uint64_t last)
 {
