@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "model.h"
 
 /* Per ranker, at most this many training samples (half positive when
@@ -150,12 +151,11 @@ score_candidate (void *ctx, uint64_t region)
   double f[NFEATURES];
 
   if (m->ncandidates == rs->cap) {
-    size_t cap = rs->cap ? rs->cap * 2 : 1024;
-    struct scored_unit *c = realloc (m->candidates, cap * sizeof *c);
+    struct scored_unit *c = array_grow (m->candidates, &rs->cap,
+                                        m->ncandidates, sizeof *c, 1024);
     if (!c)
       return -1;
     m->candidates = c;
-    rs->cap = cap;
   }
   features_of (&m->regions, region, f);
   m->candidates[m->ncandidates++] = (struct scored_unit) {

@@ -24,8 +24,8 @@
  *   housekeeping.c  the thread doing the periodic work: model upkeep,
  *                record flush, checkpoint, switchover, stats file
  *
- * Helpers shared with the rest of nbdshadow (clock, bits, whole reads
- * and writes) are in common/.
+ * Helpers shared with the rest of nbdshadow (clock, bits, growing
+ * arrays, whole reads and writes) are in common/.
  */
 
 #ifndef NBDSHADOW_SHADOW_H
