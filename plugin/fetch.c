@@ -13,6 +13,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "array.h"
 #include "bits.h"
 #include "clock.h"
 #include "shadow.h"
@@ -329,11 +330,10 @@ pending_blocks_in (uint64_t first, uint64_t end, uint64_t **skip,
         if (e->block < first || e->block >= end)
           continue;
         if (*n == *cap) {
-          uint64_t *grown = realloc (*skip, (*cap ? 2 * *cap : 64) * sizeof *grown);
+          uint64_t *grown = array_grow (*skip, cap, *n, sizeof *grown, 64);
           if (grown == NULL)
             return -1;
           *skip = grown;
-          *cap = *cap ? 2 * *cap : 64;
         }
         (*skip)[(*n)++] = e->block;
       }

@@ -27,8 +27,8 @@
  *                thread of its own
  *   commands.c   the operator's commands, read from a Redis stream
  *
- * Helpers shared with the rest of nbdshadow (clock, bits, whole reads
- * and writes) are in common/.
+ * Helpers shared with the rest of nbdshadow (clock, bits, growing
+ * arrays, whole reads and writes) are in common/.
  */
 
 #ifndef NBDSHADOW_SHADOW_H
@@ -155,6 +155,14 @@ static inline uint32_t block_length (uint64_t b)
 static inline bool block_is_present (uint64_t b)
 {
   return bit_test_acquire (shadow.present, b);
+}
+
+/* block_is_present as the callback the engine and the pull order take
+ * (present.h): one function answers both.
+ */
+static inline bool block_present_cb (void *opaque, uint64_t b)
+{
+  return block_is_present (b);
 }
 
 /* The fast path of every request: are all its blocks local already? */

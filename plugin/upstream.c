@@ -198,12 +198,6 @@ install_holes (void *opaque, uint64_t first, uint64_t n)
   return blockmap_install_holes (first, n);
 }
 
-static bool
-is_present (void *opaque, uint64_t b)
-{
-  return block_is_present (b);
-}
-
 static void
 log_message (void *opaque, bool error, const char *msg)
 {
@@ -217,7 +211,7 @@ static const struct engine_ops ops = {
   .begin_pull = begin_pull,
   .end_pull = end_pull,
   .install_holes = install_holes,
-  .is_present = is_present,
+  .is_present = block_present_cb,
   .log = log_message,
 };
 

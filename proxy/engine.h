@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "present.h"
+
 struct engine;
 
 /* Where the source is and how to talk to it.  The fields mean what the
@@ -84,7 +86,7 @@ struct engine_ops {
    */
   uint64_t (*install_holes) (void *opaque, uint64_t first, uint64_t n);
   /* Cheap check used to skip local blocks (may be called often). */
-  bool (*is_present) (void *opaque, uint64_t b);
+  block_present_fn is_present;
   /* Messages; error is true for what the user should see. */
   void (*log) (void *opaque, bool error, const char *msg);
 };
