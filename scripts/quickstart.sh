@@ -4,7 +4,8 @@
 #
 #   scripts/quickstart.sh demo    install, build, migrate a demo disk
 #   scripts/quickstart.sh test    install, build, run the whole test suite
-#                                 (plain, under ASan+UBSan, and valgrind)
+#                                 (plain, under ASan+UBSan, valgrind,
+#                                 and a real guest migrating)
 #
 # Set NBDSHADOW_SKIP_INSTALL=1 to skip the apt-get step.
 set -euo pipefail
@@ -14,7 +15,7 @@ what="${1:-}"
 case "$what" in
     demo|test) ;;
     -h|--help)
-        sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *)
         echo "usage: $0 demo|test" >&2; exit 2 ;;
 esac
@@ -25,6 +26,7 @@ packages=(
     nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd
     libev-dev libhiredis-dev libsvm-dev libssl-dev
     redis-server qemu-utils fio gnutls-bin valgrind
+    debootstrap qemu-system-x86 e2fsprogs libvirt-clients
 )
 
 install_deps ()
@@ -66,5 +68,7 @@ case "$what" in
         make check-sanitizers
         echo "== make check-valgrind (the filter's integration tests)"
         make check-valgrind
+        echo "== make check-e2e (a Debian guest under QEMU migrates)"
+        make check-e2e
         ;;
 esac
