@@ -153,6 +153,7 @@ struct engine {
   struct demand *inbox, **inbox_tail;
   struct engine_order *new_order;
   bool order_changed, start_pulls;
+  bool map_only;                /* demand only: map, never pull */
   bool stopping;                /* new demands fail at once */
   bool stopped;                 /* the thread is gone */
   pthread_cond_t write_cond;    /* to_write is not empty, or writers_stop */

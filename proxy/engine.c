@@ -229,6 +229,17 @@ engine_start_pulls (struct engine *e, struct engine_order *order)
 }
 
 void
+engine_start_mapping (struct engine *e)
+{
+  pthread_mutex_lock (&e->lock);
+  e->map_only = true;
+  e->start_pulls = true;
+  if (!e->stopping)
+    ev_async_send (e->loop, &e->wake);
+  pthread_mutex_unlock (&e->lock);
+}
+
+void
 engine_set_order (struct engine *e, struct engine_order *order)
 {
   struct engine_order *unused;

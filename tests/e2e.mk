@@ -6,9 +6,13 @@
 E2E_TESTS = \
 	test-e2e-migrate.sh
 
-# Real clients beyond QEMU through the filter (part of make check).
+# Real clients beyond QEMU through the filter, and the filter fixes a
+# real guest called for (part of make check).
 CLIENT_TESTS = \
-	test-shadow-clients.sh
+	test-shadow-clients.sh \
+	test-shadow-none-complete.sh \
+	test-shadow-stats-file.sh \
+	test-shadow-record-guest.sh
 
 TESTS += $(CLIENT_TESTS) test-conf-libvirt.sh
 VALGRIND_TESTS += $(CLIENT_TESTS)
