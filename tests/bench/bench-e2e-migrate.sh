@@ -35,7 +35,7 @@ for round in $(seq "$rounds"); do
         rate="${link%%:*}" delay="${link#*:}"
         for w in $workloads; do
             for p in $policies; do
-                n="r$round-${rate}-$w-${p//-/}"
+                n="r${round}_${rate}_${w}_${p//-/}"
                 if [ "$p" = baseline ]; then
                     e2e_fresh_disk "$tmpdir/$n.disk"
                     start_server "$n" file "$tmpdir/$n.disk"

@@ -34,21 +34,21 @@ e2e_boot ()
     (
         timeout --kill-after=10 "$E2E_BOOT_TIMEOUT" \
             qemu-system-x86_64 -machine q35,accel=tcg -m "$E2E_MEMORY" -smp 1 \
-                -display none -monitor none -serial stdio -no-reboot -nodefaults \
+                -display none -monitor none -serial stdio -no-reboot \
                 -kernel "$e2e_image_dir/vmlinuz" -initrd "$e2e_image_dir/initrd.img" \
-                -append "root=/dev/vda rw console=ttyS0 loglevel=4 panic=1 nbdshadow.workload=$workload" \
+                -append "root=/dev/vda rw console=ttyS0 loglevel=4 panic=1 no_timer_check nbdshadow.workload=$workload" \
                 -drive "file=$disk,format=raw,if=virtio" < /dev/null 2>&1 |
             perl -MTime::HiRes=time -ne 'BEGIN { $| = 1; $s = shift } s/\r//g;
                                           printf "%.3f %s", time - $s, $_' "$start"
     ) >> "$console" &
-    eval "guest_pid_$name=$!"
+    eval "guest_pid_${name//[^A-Za-z0-9_]/_}=$!"
     _pids="$_pids $!"
 }
 
 # e2e_wait NAME: wait until the guest powers off; fails if QEMU failed.
 e2e_wait ()
 {
-    local p; eval "p=\$guest_pid_$1"
+    local p; eval "p=\$guest_pid_${1//[^A-Za-z0-9_]/_}"
     wait "$p"
 }
 
@@ -112,9 +112,9 @@ e2e_watch_complete ()
 e2e_migrate ()
 {
     local name="$1" workload="$2" policy="$3" rate="$4" delay="$5"; shift 5
-    start_server "$name-src" -r -t 64 --filter=rate --filter=delay \
+    start_server "${name}_src" -r -t 64 --filter=rate --filter=delay \
         file "$e2e_image_dir/disk.img" rate="$rate" rdelay="$delay"
-    start_shadow "$name" "$name-src" shadow-policy="$policy" "$@"
+    start_shadow "$name" "${name}_src" shadow-policy="$policy" "$@"
     e2e_watch_complete "$name"
     e2e_boot "$name" "nbd:unix:$tmpdir/$name.sock" "$workload"
     e2e_wait_mark "$name" multi-user
@@ -122,7 +122,7 @@ e2e_migrate ()
     [ -f "$tmpdir/$name.complete" ] && before=no
     wait_json "$tmpdir/$name.json" state complete "$E2E_BOOT_TIMEOUT"
     for _ in $(seq 50); do [ -s "$tmpdir/$name.complete" ] && break; sleep 0.1; done
-    stop_server "$name-src" KILL
+    stop_server "${name}_src" KILL
     e2e_wait "$name"
     e2e_check_console "$name"
     e2e_check_shadow "$name"
@@ -152,7 +152,7 @@ e2e_check_shadow ()
 e2e_reboot_from_shadow ()
 {
     stop_server "$1"
-    start_shadow "$1" "$1-src"
+    start_shadow "$1" "${1}_src"
     e2e_boot "$1-again" "nbd:unix:$tmpdir/$1.sock" boot
     e2e_wait "$1-again"
     e2e_check_console "$1-again"
