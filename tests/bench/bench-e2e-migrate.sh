@@ -43,7 +43,7 @@ for round in $(seq "$rounds"); do
                     e2e_wait "$n"
                     e2e_check_console "$n"
                     line="multi-user=$(e2e_mark "$n" multi-user) done=$(e2e_mark "$n" workload-done)"
-                    line="$line stalls=0 stall_us=0 stall_wall_us=0 complete=-"
+                    line="$line stalls=0 stall_us=0 stall_wall_us=0 complete=- multi-user-before-complete=-"
                     stop_server "$n"
                     rm -f "$tmpdir/$n.disk"
                 else
@@ -64,8 +64,8 @@ done
 
 # The medians, one row per link, workload and policy.
 echo
-printf '%-9s %-7s %-13s %11s %11s %7s %9s %10s %9s\n' link workload policy \
-    multi-user_s done_s stalls stall_s stall_wall_s complete_s
+printf '%-9s %-7s %-13s %11s %11s %7s %9s %10s %9s %s\n' link workload policy \
+    multi-user_s done_s stalls stall_s stall_wall_s complete_s mu_before_complete
 for link in $links; do
     for w in $workloads; do
         for p in $policies; do
@@ -77,7 +77,7 @@ for link in $links; do
                 $2 == "link=" l && $3 == "workload=" w && $4 == "policy=" p {
                     n++; m[n] = field("multi-user"); d[n] = field("done"); s[n] = field("stalls")
                     t[n] = field("stall_us") / 1e6; v[n] = field("stall_wall_us") / 1e6
-                    c[n] = field("complete")
+                    c[n] = field("complete"); b += field("multi-user-before-complete") == "yes"
                 }
                 function median (x,   i, j, k, y) {
                     for (i = 1; i <= n; i++) y[i] = x[i]
@@ -85,8 +85,9 @@ for link in $links; do
                         if (y[j] + 0 < y[i] + 0) { k = y[i]; y[i] = y[j]; y[j] = k }
                     return y[int((n + 1) / 2)]
                 }
-                END { if (n) printf "%-9s %-7s %-13s %11.1f %11.1f %7d %9.1f %10.1f %9s\n",
-                          l, w, p, median(m), median(d), median(s), median(t), median(v), median(c) }' \
+                END { if (n) printf "%-9s %-7s %-13s %11.1f %11.1f %7d %9.1f %10.1f %9s %d/%d\n",
+                          l, w, p, median(m), median(d), median(s), median(t), median(v), median(c),
+                          p == "baseline" ? 0 : b, p == "baseline" ? 0 : n }' \
                 "$results"
         done
     done

@@ -101,7 +101,9 @@ e2e_watch_complete ()
 
 # e2e_migrate NAME WORKLOAD POLICY RATE DELAY [SHADOW-PARAM...]: migrate
 # the guest's disk while the guest boots and runs WORKLOAD from the
-# destination.  Source: nbdkit's file plugin, read-only, on the pristine
+# destination (with POLICY none, nbdcopy reads the whole disk once the
+# guest is done: nothing else would complete the copy).  Source: nbdkit's
+# file plugin, read-only, on the pristine
 # image behind the rate (RATE bits/s) and delay (DELAY per read) filters,
 # a cross-site link.  Destination NAME: the shadow filter with
 # shadow-policy=POLICY.  Every run is checked: no I/O error on the guest's
@@ -120,17 +122,37 @@ e2e_migrate ()
     e2e_wait_mark "$name" multi-user
     local before=yes
     [ -f "$tmpdir/$name.complete" ] && before=no
+    if [ "$policy" = none ]; then
+        # Demand only: once the guest is done, a reader of the whole
+        # disk (as a backup would) completes the copy.
+        e2e_wait "$name"
+        e2e_guest_stats "$name"
+        nbdcopy "$(uri "$name")" null:
+    fi
     wait_json "$tmpdir/$name.json" state complete "$E2E_BOOT_TIMEOUT"
     for _ in $(seq 50); do [ -s "$tmpdir/$name.complete" ] && break; sleep 0.1; done
     stop_server "${name}_src" KILL
-    e2e_wait "$name"
+    if [ "$policy" != none ]; then
+        e2e_wait "$name"
+        e2e_guest_stats "$name"
+    fi
     e2e_check_console "$name"
     e2e_check_shadow "$name"
     e2e_result="multi-user=$(e2e_mark "$name" multi-user) done=$(e2e_mark "$name" workload-done)"
-    e2e_result="$e2e_result stalls=$(json_get "$tmpdir/$name.json" stalls)"
-    e2e_result="$e2e_result stall_us=$(json_get "$tmpdir/$name.json" stall_us)"
+    local k
+    for k in stalls stall_us stall_wall_us; do
+        e2e_result="$e2e_result $k=$(json_get "$tmpdir/$name.guest.json" $k)"
+    done
     e2e_result="$e2e_result complete=$(cat "$tmpdir/$name.complete")"
     e2e_result="$e2e_result multi-user-before-complete=$before"
+}
+
+# e2e_guest_stats NAME: the stats as the guest left them (it powered off),
+# in $tmpdir/NAME.guest.json: the file is rewritten every second.
+e2e_guest_stats ()
+{
+    sleep 1.5
+    cp "$tmpdir/$1.json" "$tmpdir/$1.guest.json"
 }
 
 # e2e_check_shadow NAME: the guest's file system on the shadow is clean,
