@@ -4,8 +4,9 @@
 #
 #   scripts/quickstart.sh demo    install, build, migrate a demo disk
 #   scripts/quickstart.sh test    install, build, run the whole test suite
-#                                 (plain, under ASan+UBSan, valgrind,
-#                                 and a real guest migrating)
+#                                 (plain, a short run of each fuzz target,
+#                                 under ASan+UBSan, valgrind, and a real
+#                                 guest migrating)
 #
 # Set NBDSHADOW_SKIP_INSTALL=1 to skip the apt-get step.
 set -euo pipefail
@@ -26,6 +27,7 @@ packages=(
     nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd
     libev-dev libhiredis-dev libsvm-dev libssl-dev
     redis-server qemu-utils fio gnutls-bin valgrind
+    clang libclang-rt-14-dev
     debootstrap qemu-system-x86 e2fsprogs libvirt-clients
 )
 
@@ -64,6 +66,8 @@ case "$what" in
     test)
         echo "== make check"
         make -j"$(nproc)" check
+        echo "== make fuzz (each libFuzzer target for 12 s)"
+        make fuzz FUZZ_SECONDS=12
         echo "== make check-sanitizers (ASan + UBSan)"
         make check-sanitizers
         echo "== make check-valgrind (the filter's integration tests)"
