@@ -529,10 +529,8 @@ blockmap_prepare_read (uint64_t offset, uint32_t count, bool *stalled,
 {
   uint64_t t0;
   int r = make_readable (offset, count, false, false, stalled, &t0, err);
-  if (*stalled) {
-    atomic_fetch_add (&shadow.stats.stalls, 1);
-    atomic_fetch_add (&shadow.stats.stall_us, time_us () - t0);
-  }
+  if (*stalled)
+    stats_stall (t0, time_us ());
   return r;
 }
 

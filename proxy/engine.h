@@ -126,6 +126,11 @@ extern struct engine *engine_open (const struct engine_source *src,
  * owns order.
  */
 extern void engine_start_pulls (struct engine *e, struct engine_order *order);
+/* Demand only: map the source's allocation as engine_start_pulls does
+ * (holes become local), then pull nothing.  Without it a disk with
+ * holes would never become complete, since no guest reads a hole.
+ */
+extern void engine_start_mapping (struct engine *e);
 /* Replace the pull order while the copy runs (any thread). */
 extern void engine_set_order (struct engine *e, struct engine_order *order);
 /* Stop sending background pulls (those in flight finish), or go on;
