@@ -41,6 +41,14 @@ struct engine_order;
  */
 #define SHADOW_MAX_PARTIAL 4096
 
+/* Words of the PRESENT bitmap in one page of the state file (the rest
+ * of the page holds its checksum; see statefile.c).
+ */
+#define SHADOW_PAGE_WORDS 504
+
+/* Longest shadow-source-id. */
+#define SHADOW_SOURCE_ID_MAX 255
+
 /* One block that is not PRESENT but has something going on: a fetch in
  * flight, guest writes in some sectors, or threads waiting.  Lives in
  * the pending table while it matters; protected by its stripe's lock.
@@ -97,6 +105,7 @@ struct shadow {
   char *state_file;
   char *stats_file;
   char *record_file;
+  char *source_id;              /* shadow-source-id, or NULL */
   uint32_t block_size;
   unsigned block_shift;
   const char *policy;
@@ -182,12 +191,16 @@ extern void store_start_writeback (uint64_t count);
 extern int store_sync (int *err);
 extern int store_is_data (uint64_t offset, uint64_t end, uint64_t *run_end);
 
-/* statefile.c */
+/* statefile.c, session.c */
+extern int shadow_lock_file (int fd, const char *key, const char *path);
 extern int statefile_open (void);
 extern int statefile_create (uint64_t disk_size, const unsigned char *fingerprint);
 extern int statefile_load (void);
 extern int statefile_check_source (uint64_t disk_size, const unsigned char *fingerprint);
+extern const unsigned char *statefile_fingerprint (void);
+extern int statefile_begin_session (void);
 extern int statefile_checkpoint (int *err);
+extern void statefile_end_session (void);
 extern void statefile_close (void);
 
 /* upstream.c */

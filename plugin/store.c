@@ -20,16 +20,31 @@
 int
 store_open (void)
 {
+  struct stat st;
+
+  /* Never through a symbolic link: one planted in a shared directory
+   * would have the guest's disk written wherever it points.
+   */
   shadow.shadow_fd = open (shadow.shadow_file,
-                           O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                           O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                           0600);
   shadow.shadow_created = shadow.shadow_fd >= 0;
   if (shadow.shadow_fd == -1 && errno == EEXIST)
-    shadow.shadow_fd = open (shadow.shadow_file, O_RDWR | O_CLOEXEC);
+    shadow.shadow_fd = open (shadow.shadow_file, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (shadow.shadow_fd == -1 && errno == ELOOP) {
+    nbdkit_error ("shadow-file: %s is a symbolic link: give the real file",
+                  shadow.shadow_file);
+    return -1;
+  }
   if (shadow.shadow_fd == -1) {
     nbdkit_error ("shadow-file: %s: %m", shadow.shadow_file);
     return -1;
   }
-  return 0;
+  if (fstat (shadow.shadow_fd, &st) == -1 || !S_ISREG (st.st_mode)) {
+    nbdkit_error ("shadow-file: %s is not a regular file", shadow.shadow_file);
+    return -1;
+  }
+  return shadow_lock_file (shadow.shadow_fd, "shadow-file", shadow.shadow_file);
 }
 
 /* A start that failed before any state was written leaves no empty
