@@ -12,3 +12,12 @@ INTEGRITY_TESTS = \
 TESTS += $(INTEGRITY_TESTS)
 VALGRIND_TESTS += $(INTEGRITY_TESTS)
 EXTRA_DIST += $(INTEGRITY_TESTS)
+
+# The state file's rules, without nbdkit: the filter's own code linked
+# with stubs (tests/test-statefile.c says which).
+TESTS += test-statefile
+check_PROGRAMS += test-statefile
+test_statefile_SOURCES = test-statefile.c ../plugin/statefile.c \
+	../plugin/session.c ../plugin/blockmap.c ../plugin/store.c
+test_statefile_CFLAGS = $(AM_CFLAGS) $(LIBCRYPTO_CFLAGS) -pthread
+test_statefile_LDADD = $(LIBCRYPTO_LIBS) -lpthread
