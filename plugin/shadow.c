@@ -278,6 +278,7 @@ shadow_after_fork (nbdkit_backend *backend)
   /* Recording covers the migration only: a complete shadow has none. */
   if (shadow.complete)
     predict_flush_record (true);
+  store_check_room ();
   if (statefile_begin_session () == -1 ||
       upstream_start () == -1 || stats_start () == -1)
     goto fail;
@@ -371,8 +372,14 @@ shadow_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
   if (count == 0)
     return 0;
   predict_guest_request ('R', offset, count);
+  /* No room for what a fetch would install: read around the shadow. */
+  if (atomic_load_explicit (&shadow.disk_full, memory_order_relaxed) &&
+      !blocks_are_present (offset >> shadow.block_shift,
+                           (offset + count - 1) >> shadow.block_shift))
+    return blockmap_read_through (buf, count, offset, err);
   if (blockmap_prepare_read (offset, count, &stalled, err) == -1)
-    return -1;
+    return store_full_error (*err)
+      ? blockmap_read_through (buf, count, offset, err) : -1;
   if (!stalled)
     atomic_fetch_add_explicit (&shadow.stats.hits, 1, memory_order_relaxed);
   return store_pread (buf, count, offset, err);

@@ -133,6 +133,7 @@ struct shadow {
   struct stripe stripes[SHADOW_STRIPES];
   struct shadow_stats stats;
   _Atomic bool complete;        /* every block PRESENT: switchover done or due */
+  _Atomic bool disk_full;       /* the shadow's file system had no room */
 };
 
 extern struct shadow shadow;
@@ -172,6 +173,8 @@ extern int blockmap_prepare_read (uint64_t offset, uint32_t count, bool *stalled
 extern int blockmap_write (const void *buf, uint32_t count, uint64_t offset,
                            bool is_zero, int *err);
 extern int blockmap_cache (uint64_t offset, uint32_t count, int *err);
+extern int blockmap_read_through (void *buf, uint32_t count, uint64_t offset,
+                                  int *err);
 extern bool blockmap_has_guest_data (uint64_t b);
 extern struct pending *blockmap_begin_pull (uint64_t b);
 extern int blockmap_end_pull (void *const *tokens, uint64_t n, const void *data,
@@ -186,6 +189,9 @@ extern int store_open (void);
 extern void store_forget_unused (void);
 extern int store_pread (void *buf, uint32_t count, uint64_t offset, int *err);
 extern int store_pwrite (const void *buf, uint32_t count, uint64_t offset, int *err);
+extern bool store_full_error (int err);
+extern bool store_pulls_paused (void);
+extern void store_check_room (void);
 extern int store_zero (uint32_t count, uint64_t offset, int *err);
 extern void store_start_writeback (uint64_t count);
 extern int store_sync (int *err);

@@ -120,16 +120,21 @@ state_pwrite (int fd, const void *buf, size_t len, uint64_t off)
   return 0;
 }
 
-/* Take an exclusive lock on a whole file for as long as fd stays open.
- * An open file description lock belongs to the description, not the
+/* Take an exclusive lock on a file for as long as fd stays open.  An
+ * open file description lock belongs to the description, not the
  * process, so nbdkit's fork keeps it; a second filter on the same file
  * is refused at once instead of both serving (a fetch by one overwrote
- * a write flushed through the other).
+ * a write flushed through the other).  The lock covers one byte far
+ * past any data, not the whole file: QEMU's image locking takes bytes
+ * from 100 on, and qemu-img reading a running shadow must keep working.
  */
+#define LOCK_BYTE (INT64_MAX - 1)
+
 int
 shadow_lock_file (int fd, const char *key, const char *path)
 {
-  struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+  struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+                      .l_start = LOCK_BYTE, .l_len = 1 };
 
   if (fcntl (fd, F_OFD_SETLK, &fl) == 0)
     return 0;
@@ -366,8 +371,15 @@ write_new_state (int fd)
     goto out;
   shadow.state_fd = fd;
   if (state_pwrite (fd, &header, sizeof header, 0) == -1 ||
-      ftruncate (fd, state_file_size (&header)) == -1 ||
-      session_write_new () == -1)
+      ftruncate (fd, state_file_size (&header)) == -1)
+    goto out;
+  /* Allocated now, so that a checkpoint never fails for want of room
+   * when the shadow has filled the file system.
+   */
+  if (fallocate (fd, 0, 0, state_file_size (&header)) == -1 &&
+      errno != EOPNOTSUPP && errno != ENOSYS)
+    goto out;
+  if (session_write_new () == -1)
     goto out;
   for (uint64_t p = 0; p < npages; p++) {
     build_page (p, page);

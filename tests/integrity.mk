@@ -7,7 +7,8 @@ INTEGRITY_TESTS = \
 	test-shadow-symlink.sh \
 	test-shadow-state-corrupt.sh \
 	test-shadow-lost-data.sh \
-	test-shadow-source-identity.sh
+	test-shadow-source-identity.sh \
+	test-shadow-disk-full.sh
 
 TESTS += $(INTEGRITY_TESTS)
 VALGRIND_TESTS += $(INTEGRITY_TESTS)
