@@ -46,6 +46,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "fullio.h"
 #include "shadow.h"
 #include "statefile.h"
 
@@ -86,38 +87,19 @@ record_bytes (void)
   return sizeof (uint64_t) * (1 + shadow.mask_words);
 }
 
+/* Whole reads and writes of the state file: 0, or -1 (a short read
+ * is a truncated file).
+ */
 int
 state_pread (int fd, void *buf, size_t len, uint64_t off)
 {
-  char *p = buf;
-  while (len > 0) {
-    ssize_t r = pread (fd, p, len, off);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return -1;
-    p += r;
-    len -= r;
-    off += r;
-  }
-  return 0;
+  return full_pread (fd, buf, len, off) == (ssize_t) len ? 0 : -1;
 }
 
 int
 state_pwrite (int fd, const void *buf, size_t len, uint64_t off)
 {
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t r = pwrite (fd, p, len, off);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return -1;
-    p += r;
-    len -= r;
-    off += r;
-  }
-  return 0;
+  return full_pwrite (fd, buf, len, off);
 }
 
 /* Take an exclusive lock on a file for as long as fd stays open.  An

@@ -19,6 +19,7 @@ EXTRA_DIST += $(INTEGRITY_TESTS)
 TESTS += test-statefile
 check_PROGRAMS += test-statefile
 test_statefile_SOURCES = test-statefile.c ../plugin/statefile.c \
-	../plugin/session.c ../plugin/blockmap.c ../plugin/store.c
+	../plugin/session.c ../plugin/blockmap.c ../plugin/fetch.c \
+	../plugin/store.c
 test_statefile_CFLAGS = $(AM_CFLAGS) $(LIBCRYPTO_CFLAGS) -pthread
-test_statefile_LDADD = $(LIBCRYPTO_LIBS) -lpthread
+test_statefile_LDADD = ../common/libcommon.la $(LIBCRYPTO_LIBS) -lpthread
