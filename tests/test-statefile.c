@@ -33,7 +33,10 @@
 
 extern int shadow_debug_checkpoint_pause_ms;
 
-/* Stubs for what the state code calls outside itself. */
+/* What shadow.c would define, and stubs for what the state code calls
+ * outside itself.
+ */
+struct shadow shadow;
 static char last_error[1024];
 
 void
@@ -50,7 +53,7 @@ nbdkit_debug (const char *fs, ...)
 {
 }
 
-void stats_wake (void) { }
+void housekeeping_wake (void) { }
 
 int
 upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err)
