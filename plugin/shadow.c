@@ -207,10 +207,12 @@ shadow_get_ready (int thread_model)
   return 0;
 }
 
-/* A start must not hinge on one lucky read: each sample is retried with
- * backoff before the start gives up.
+/* A start must not hinge on one lucky read: a sample that fails is
+ * asked again with backoff, and one that is late is waited for (up to
+ * FINGERPRINT_PATIENCE times shadow-timeout) rather than thrown away.
  */
 #define FINGERPRINT_TRIES 8
+#define FINGERPRINT_PATIENCE 4
 #define FINGERPRINT_BACKOFF_MS 100
 #define FINGERPRINT_BACKOFF_MAX_MS 2000
 
@@ -221,7 +223,8 @@ read_sample (char *buf, const struct identity_sample *s)
   int err = 0;
 
   for (unsigned i = 0; i < FINGERPRINT_TRIES; i++) {
-    if (upstream_pread (buf, s->length, s->offset, &err) == 0)
+    if (upstream_pread_patient (buf, s->length, s->offset,
+                                FINGERPRINT_PATIENCE, &err) == 0)
       return 0;
     nbdkit_debug ("shadow: reading the source's fingerprint at %" PRIu64
                   ": %s (try %u of %u)", s->offset, strerror (err), i + 1,
@@ -283,6 +286,7 @@ shadow_after_fork (nbdkit_backend *backend)
   /* Recording covers the migration only: a complete shadow has none. */
   if (shadow.complete)
     record_flush (true);
+  upstream_set_identity (statefile_fingerprint ());
   store_check_room ();
   if (statefile_begin_session () == -1 ||
       upstream_start () == -1 || housekeeping_start () == -1)

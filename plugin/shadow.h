@@ -222,9 +222,12 @@ extern void statefile_close (void);
 extern int upstream_config (const char *key, const char *value);
 extern void upstream_unload (void);
 extern int upstream_open (void *backend, uint64_t *disk_size);
+extern void upstream_set_identity (const unsigned char *fingerprint);
 extern int upstream_start (void);
 extern void upstream_close (void);
 extern int upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err);
+extern int upstream_pread_patient (void *buf, uint32_t count, uint64_t offset,
+                                   unsigned patience, int *err);
 extern int upstream_extents (uint32_t count, uint64_t offset, void *extents, int *err);
 extern bool upstream_attached (void);
 extern void upstream_stats (FILE *fp);

@@ -8,7 +8,10 @@ INTEGRITY_TESTS = \
 	test-shadow-state-corrupt.sh \
 	test-shadow-lost-data.sh \
 	test-shadow-source-identity.sh \
-	test-shadow-disk-full.sh
+	test-shadow-disk-full.sh \
+	test-shadow-source-swap.sh \
+	test-shadow-start-retry.sh \
+	test-shadow-stop.sh
 
 TESTS += $(INTEGRITY_TESTS)
 VALGRIND_TESTS += $(INTEGRITY_TESTS)
