@@ -47,6 +47,7 @@ stats_write_file (void)
   upstream_stats (fp);
   predict_stats (fp);
   record_stats (fp);
+  mirror_stats (fp);
   fputs ("}\n", fp);
   if (fclose (fp) == EOF || rename (tmp, shadow.stats_file) == -1)
     nbdkit_debug ("stats: %s: %m", shadow.stats_file);
