@@ -157,6 +157,10 @@ shadow_config_complete (nbdkit_next_config_complete *next,
   "                        first-access, none (demand fetches only).\n" \
   "shadow-record=<FILE>    Append the guest's requests to FILE (trace CSV)\n" \
   "                        until switchover, to train the next model.\n" \
+  "shadow-record-after=<S> Keep recording S seconds after switchover (0).\n" \
+  "shadow-record-max=<N>   Stop recording when FILE reaches N bytes.\n" \
+  "shadow-guest-export=<E> Only clients of export name E are the guest\n" \
+  "                        (recorded, learnt from); default: every client.\n" \
   "shadow-inflight=<N>     Most background reads in flight (default 64).\n" \
   "shadow-connections=<N>  Background connections if multi-conn (default 1).\n" \
   "shadow-bandwidth=<N>    Cap on background reads, bytes/s (default none).\n" \
@@ -215,6 +219,7 @@ shadow_after_fork (nbdkit_backend *backend)
   if (!shadow.state_fresh) {
     if (statefile_load () == -1)
       goto fail;
+    stats_resume ();
     /* A complete shadow needs no source at all. */
     if (!shadow.complete &&
         (upstream_open (backend, &size) == -1 ||
@@ -231,8 +236,11 @@ shadow_after_fork (nbdkit_backend *backend)
   /* Recording covers the migration only: a complete shadow has none. */
   if (shadow.complete)
     record_flush (true);
-  if (upstream_start () == -1 || housekeeping_start () == -1 ||
-      mirror_start () == -1)
+  if (upstream_start () == -1)
+    goto fail;
+  /* A tool watching the stats file finds it as soon as nbdkit serves. */
+  stats_write_file ();
+  if (housekeeping_start () == -1 || mirror_start () == -1)
     goto fail;
   return 0;
  fail:
@@ -247,6 +255,7 @@ shadow_cleanup (nbdkit_backend *backend)
 
   mirror_stop ();               /* first: its commands act on the engine */
   housekeeping_stop ();
+  shadow.stopped = true;
   upstream_close ();            /* no pull lands after the checkpoint */
   record_flush (true);
   if (shadow.present)
@@ -260,6 +269,7 @@ shadow_cleanup (nbdkit_backend *backend)
 
 struct handle {
   bool readonly;
+  bool guest;                   /* its requests are recorded and learnt from */
 };
 
 /* No next(): a client never needs a connection to the source. */
@@ -273,6 +283,7 @@ shadow_open (nbdkit_next_open *next, nbdkit_context *context,
     return NULL;
   }
   h->readonly = readonly;
+  h->guest = record_is_guest (exportname);
   return h;
 }
 
@@ -316,6 +327,16 @@ static int shadow_can_fua (nbdkit_next *next, void *handle) { return NBDKIT_FUA_
 static int shadow_can_zero (nbdkit_next *next, void *handle) { return NBDKIT_ZERO_NATIVE; }
 static int shadow_can_cache (nbdkit_next *next, void *handle) { return NBDKIT_CACHE_NATIVE; }
 
+/* Only the guest's requests train the predictor and the next model: a
+ * backup or a verify reading the disk meanwhile is not the guest.
+ */
+static void
+observe (void *handle, char op, uint64_t offset, uint32_t count)
+{
+  if (((struct handle *) handle)->guest)
+    predict_guest_request (op, offset, count);
+}
+
 static int
 shadow_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
               uint64_t offset, uint32_t flags, int *err)
@@ -324,7 +345,7 @@ shadow_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
 
   if (count == 0)
     return 0;
-  predict_guest_request ('R', offset, count);
+  observe (handle, 'R', offset, count);
   if (blockmap_prepare_read (offset, count, &stalled, err) == -1)
     return -1;
   if (!stalled)
@@ -335,7 +356,7 @@ shadow_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
 static int
 shadow_flush (nbdkit_next *next, void *handle, uint32_t flags, int *err)
 {
-  predict_guest_request ('F', 0, 0);
+  observe (handle, 'F', 0, 0);
   return statefile_checkpoint (err);
 }
 
@@ -343,12 +364,12 @@ shadow_flush (nbdkit_next *next, void *handle, uint32_t flags, int *err)
  * write), then a flush if the client asked for FUA.
  */
 static int
-write_range (char op, const void *buf, uint32_t count, uint64_t offset,
-             uint32_t flags, int *err)
+write_range (void *handle, char op, const void *buf, uint32_t count,
+             uint64_t offset, uint32_t flags, int *err)
 {
   if (count == 0)
     return 0;
-  predict_guest_request (op, offset, count);
+  observe (handle, op, offset, count);
   if (blockmap_write (buf, count, offset, buf == NULL, err) == -1)
     return -1;
   if (flags & NBDKIT_FLAG_FUA)
@@ -360,7 +381,7 @@ static int
 shadow_pwrite (nbdkit_next *next, void *handle, const void *buf,
                uint32_t count, uint64_t offset, uint32_t flags, int *err)
 {
-  return write_range ('W', buf, count, offset, flags, err);
+  return write_range (handle, 'W', buf, count, offset, flags, err);
 }
 
 /* Zero and trim both punch holes: a trimmed range reads back as zeros,
@@ -370,14 +391,14 @@ static int
 shadow_zero (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
              uint32_t flags, int *err)
 {
-  return write_range ('Z', NULL, count, offset, flags, err);
+  return write_range (handle, 'Z', NULL, count, offset, flags, err);
 }
 
 static int
 shadow_trim (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
              uint32_t flags, int *err)
 {
-  return write_range ('T', NULL, count, offset, flags, err);
+  return write_range (handle, 'T', NULL, count, offset, flags, err);
 }
 
 static int

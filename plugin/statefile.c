@@ -90,7 +90,7 @@ record_bytes (void)
 
 /* Before the fork: open the state file if there is one and check that it
  * is ours and fits the parameters.  Geometry checks against the source
- * come later, in statefile_attach.
+ * come later, in statefile_load and statefile_check_source.
  */
 int
 statefile_open (void)

@@ -198,12 +198,6 @@ install_holes (void *opaque, uint64_t first, uint64_t n)
   return blockmap_install_holes (first, n);
 }
 
-static bool
-is_present (void *opaque, uint64_t b)
-{
-  return block_is_present (b);
-}
-
 static void
 log_message (void *opaque, bool error, const char *msg)
 {
@@ -217,7 +211,7 @@ static const struct engine_ops ops = {
   .begin_pull = begin_pull,
   .end_pull = end_pull,
   .install_holes = install_holes,
-  .is_present = is_present,
+  .is_present = block_present_cb,
   .log = log_message,
 };
 
@@ -245,15 +239,20 @@ static _Atomic bool copy_planned;
 
 /* The block map is ready: start the background copy in the policy's
  * order (the engine maps the source's allocation first and makes its
- * holes local), unless the policy is demand only.
+ * holes local).  Demand only, the mapping still runs: the holes are
+ * known from it, and no guest read would ever make them local.
  */
 int
 upstream_start (void)
 {
   struct engine_order *order;
 
-  if (engine == NULL || strcmp (shadow.policy, "none") == 0)
+  if (engine == NULL)
     return 0;
+  if (strcmp (shadow.policy, "none") == 0) {
+    engine_start_mapping (engine);
+    return 0;
+  }
   if ((order = predict_order_new ()) == NULL)
     return -1;
   atomic_store (&copy_planned, true);
@@ -390,7 +389,8 @@ void
 upstream_stats (FILE *fp)
 {
   struct engine_stats st = final_stats;
-  const char *state = "detached";
+  /* Detached means switchover; a filter stopped mid-copy says so. */
+  const char *state = shadow.complete ? "detached" : "stopped";
 
   pthread_rwlock_rdlock (&engine_lock);
   if (engine) {
@@ -422,7 +422,7 @@ upstream_switchover_check (void)
   if (statefile_checkpoint (&err) == -1)
     return;                     /* try again next time */
   upstream_close ();
-  record_flush (true);
+  record_switchover ();
   nbdkit_debug ("switchover: all %" PRIu64 " blocks are local, source detached",
                 shadow.nblocks);
 }

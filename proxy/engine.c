@@ -256,6 +256,17 @@ engine_set_bandwidth (struct engine *e, uint64_t bytes_per_s)
 }
 
 void
+engine_start_mapping (struct engine *e)
+{
+  pthread_mutex_lock (&e->lock);
+  e->map_only = true;
+  e->start_pulls = true;
+  if (!e->stopping)
+    ev_async_send (e->loop, &e->wake);
+  pthread_mutex_unlock (&e->lock);
+}
+
+void
 engine_set_order (struct engine *e, struct engine_order *order)
 {
   struct engine_order *unused;
