@@ -4,11 +4,11 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "errbuf.h"
 #include "learner.h"
 #include "parse-number.h"
 
@@ -39,15 +39,7 @@ struct import_state {
 typedef int (*line_parser) (struct import_state *st, char **f, int nf,
                             char *err);
 
-static int
-fail (char *err, const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  vsnprintf (err, LEARNER_ERRLEN, fmt, ap);
-  va_end (ap);
-  return -1;
-}
+#define fail(err, ...) set_error (err, LEARNER_ERRLEN, __VA_ARGS__)
 
 static int
 split_fields (char *line, const char *seps, char **f)

@@ -17,6 +17,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "clock.h"
 #include "fullio.h"
 #include "shadow.h"
 
@@ -109,12 +110,9 @@ record_request (char op, uint64_t offset, uint32_t count)
   pthread_mutex_lock (&record_lock);
   if (atomic_load_explicit (&recording, memory_order_relaxed)) {
     /* The time is taken under the lock, so the file is in time order. */
-    struct timespec ts;
-    clock_gettime (CLOCK_REALTIME, &ts);
     record_len += snprintf (record_buf + record_len, 64,
                             "%" PRIu64 ",%c,%" PRIu64 ",%" PRIu32 "\n",
-                            (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
-                            op, offset, count);
+                            wall_us (), op, offset, count);
     recorded++;
     if (record_len > RECORD_BUFFER - 64)
       write_out ();
