@@ -138,7 +138,7 @@ stats_write_file (void)
            ", \"stall_us\": %" PRIu64 ", \"stall_wall_us\": %" PRIu64
            ", \"write_stalls\": %" PRIu64
            ", \"bytes_fetched\": %" PRIu64 ", \"bytes_pulled\": %" PRIu64
-           ", \"fetch_errors\": %" PRIu64,
+           ", \"fetch_errors\": %" PRIu64 ", \"disk_full\": %s",
            shadow.complete ? (upstream_attached () ? "covered" : "complete")
            : shadow.stopped ? "stopped" : "copying", shadow.policy,
            shadow.disk_size, shadow.block_size, shadow.nblocks,
@@ -147,7 +147,8 @@ stats_write_file (void)
            LOAD (shadow.stats.stall_us), LOAD (shadow.stats.stall_wall_us),
            LOAD (shadow.stats.write_stalls),
            LOAD (shadow.stats.bytes_fetched), LOAD (shadow.stats.bytes_pulled),
-           LOAD (shadow.stats.fetch_errors));
+           LOAD (shadow.stats.fetch_errors),
+           atomic_load (&shadow.disk_full) ? "true" : "false");
   upstream_stats (fp);
   predict_stats (fp);
   record_stats (fp);
