@@ -49,6 +49,7 @@ stats_write_file (void)
   upstream_stats (fp);
   predict_stats (fp);
   record_stats (fp);
+  mirror_stats (fp);
   fputs ("}\n", fp);
   if (replace_file_commit (&rf, 0) == -1)
     nbdkit_debug ("stats: %s: %m", shadow.stats_file);
