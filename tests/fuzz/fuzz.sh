@@ -39,12 +39,14 @@ mkdir -p "$out/obj"
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 cflags="-std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $san
   -I$srcdir/common -I$srcdir/learner -I$srcdir/plugin -I$srcdir/proxy
-  -I$srcdir/tests/fuzz $(pkg-config --cflags libnbd libcrypto)"
-libs="$(pkg-config --libs libnbd libcrypto) -lsvm -lev -lm -lpthread"
+  -I$srcdir/metastore -I$srcdir/tests/fuzz
+  $(pkg-config --cflags libnbd libcrypto hiredis)"
+libs="$(pkg-config --libs libnbd libcrypto hiredis) -lsvm -lev -lm -lpthread"
 
 # compile SRC OBJ: coverage-instrumented object, rebuilt when SRC, a
 # header or this script changed.
-headers="$(ls "$srcdir"/{common,learner,plugin,proxy,tests/fuzz}/*.h)"
+libdirs="common learner proxy metastore"
+headers="$(ls "$srcdir"/{common,learner,plugin,proxy,metastore,tests/fuzz}/*.h)"
 compile ()
 {
     if [ ! "$2" -nt "$1" ] || [ "$srcdir/tests/fuzz/fuzz.sh" -nt "$2" ] ||
@@ -54,7 +56,7 @@ compile ()
 }
 echo "== fuzz: building with $CC"
 lib_objs=() plugin_objs=()
-for src in "$srcdir"/common/*.c "$srcdir"/learner/*.c "$srcdir"/proxy/*.c; do
+for src in $(for d in $libdirs; do ls "$srcdir/$d"/*.c; done); do
     o="$out/obj/$(basename "$(dirname "$src")")-$(basename "${src%.c}").o"
     compile "$src" "$o" -fPIC
     lib_objs+=("$o")
