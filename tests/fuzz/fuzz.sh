@@ -137,6 +137,13 @@ for t in $targets; do
         seed "$t" "$srcdir/tests/fuzz/regress/$t"/*
     fi
 done
+# Inputs that once crashed a target (tests/fuzz/regress/TARGET/): every
+# run tries them first.
+for t in $targets; do
+    if [ -d "$srcdir/tests/fuzz/regress/$t" ]; then
+        seed "$t" "$srcdir/tests/fuzz/regress/$t"/*
+    fi
+done
 mkdir -p "$seeds/params"
 printf 'shadow-block-size=64K\nshadow-inflight=64\nshadow-bandwidth=200M\n' > "$seeds/params/sizes"
 printf 'shadow-policy=predict\nshadow-policy=sequential\nshadow-timeout=30\n' > "$seeds/params/policy"
