@@ -23,9 +23,8 @@ usage (FILE *fp)
 "         [--sparse] [--seq-model ngram|gru] [--timing] [--json]\n"
 "         [--plot out.svg]\n"
 "Replay FUT.csv open-loop while the background copy pulls blocks in each\n"
-"policy's order (none, sequential, frequency, first-access, predict,\n"
-"oracle; all = every one).  Policies needing a model train one on\n"
-"HIST.csv unless --model is given.  --bandwidth-ratio 1 (the default)\n"
+"policy's order (below; all = every one).  Policies needing a model train\n"
+"one on HIST.csv unless --model is given.  --bandwidth-ratio 1 (the default)\n"
 "copies the volume in exactly the future's duration.  --sparse: only\n"
 "blocks touched in history or future are allocated (and copied).\n"
 "--seq-model overrides the model's choice of sequence model.  --timing\n"
@@ -34,7 +33,11 @@ usage (FILE *fp)
 "deterministic).  Output: a table, or with --json one object per policy\n"
 "(an array when several): requests, stalls, stall_ratio, stall_seconds,\n"
 "demand_blocks (fetched while the guest waited), time_to_full_copy,\n"
-"gap_closed.\n");
+"gap_closed.\n\npolicies:\n");
+  for (const struct order_policy *p = order_policy_table; p->name; p++)
+    fprintf (fp, "  %-14s %s%s%s\n", p->name, p->what,
+             p->needs_model ? " (model)" : "",
+             p->simulator_only ? " (simulator only)" : "");
 }
 
 static int
@@ -44,8 +47,8 @@ split_policies (char *list, const char **names)
   char *save, *p;
 
   if (strcmp (list, "all") == 0) {
-    for (int i = 0; order_policies[i]; i++)
-      names[n++] = order_policies[i];
+    for (const struct order_policy *q = order_policy_table; q->name; q++)
+      names[n++] = q->name;
     return n;
   }
   for (p = strtok_r (list, ",", &save); p; p = strtok_r (NULL, ",", &save)) {
@@ -54,13 +57,6 @@ split_policies (char *list, const char **names)
     names[n++] = p;
   }
   return n;
-}
-
-static int
-needs_model (const char *policy)
-{
-  return strcmp (policy, "none") && strcmp (policy, "sequential") &&
-         strcmp (policy, "oracle");
 }
 
 int
@@ -152,8 +148,15 @@ cmd_simulate (int argc, char **argv)
     die ("%s", err);
     goto out;
   }
-  for (int i = 0; i < n; i++)
-    if (needs_model (names[i]) && !m) {
+  for (int i = 0; i < n; i++) {
+    const struct order_policy *p = order_policy_find (names[i]);
+    char known[256];
+    if (!p) {
+      die ("--policy: unknown policy \"%s\" (one of %s)", names[i],
+           order_policy_names (known, sizeof known, true));
+      goto out;
+    }
+    if (p->needs_model && !m) {
       m = model_path ? model_load (model_path, err)
         : model_train (&hist, &(struct train_options) {
                          .block_size = cfg.block_size, .region_shift = -1 },
@@ -165,6 +168,7 @@ cmd_simulate (int argc, char **argv)
       if (seq_model)
         m->seq.kind = strcmp (seq_model, "gru") == 0 ? SEQ_GRU : SEQ_NGRAM;
     }
+  }
   if (sim_prepare (&sc, &hist, &fut, &cfg, err) == -1) {
     die ("%s", err);
     goto out;

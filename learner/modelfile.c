@@ -116,6 +116,21 @@ put_payload (struct blob_writer *w, const struct model *m)
   BLOB_PUT (w, m->seq_score.evaluated);
   BLOB_PUT (w, m->retouch_rate);
   BLOB_PUT (w, m->expected_new_blocks);
+  blob_put (w, m->blend, sizeof m->blend);
+}
+
+/* A blend is pull shares: finite, not negative, not all zero. */
+static bool
+blend_valid (const float blend[NSTRATEGIES])
+{
+  float total = 0;
+
+  for (int k = 0; k < NSTRATEGIES; k++) {
+    if (!(blend[k] >= 0 && blend[k] <= 1e6f))
+      return false;
+    total += blend[k];
+  }
+  return total > 0;
 }
 
 static int
@@ -160,8 +175,12 @@ get_payload (struct blob_reader *r, struct model *m)
   BLOB_GET (r, m->seq_score.evaluated);
   BLOB_GET (r, m->retouch_rate);
   BLOB_GET (r, m->expected_new_blocks);
+  blob_get (r, m->blend, sizeof m->blend);
   if (r->bad || kind > SEQ_GRU || r->left != 0)
     return -1;
+  for (int k = 0; k < NSOURCES; k++)
+    if (!blend_valid (m->blend[k]))
+      return -1;
   m->seq.kind = kind;
   return 0;
 }
@@ -258,8 +277,10 @@ model_load (const char *path, char *err)
     goto out;
   }
   if (version != MODEL_VERSION) {
-    snprintf (err, LEARNER_ERRLEN, "%.150s: unsupported model version %"
-              PRIu32 " (this program reads version %d)", path, version,
+    snprintf (err, LEARNER_ERRLEN, "%.100s: model version %" PRIu32
+              " %s; retrain it with nbdshadow train (this program reads "
+              "version %d)", path, version, version < MODEL_VERSION
+              ? "is from an older nbdshadow" : "is not supported",
               MODEL_VERSION);
     goto out;
   }

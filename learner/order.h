@@ -14,30 +14,19 @@
  *   ...
  *   order_free (o);
  *
- * Policies (order_policies lists them):
- *   none          nothing in the background (demand fetches only)
- *   sequential    ascending block order, as today's tools copy
- *   frequency     history heuristic: most accessed blocks of the history
- *                 first, then sequential
- *   first-access  history heuristic: blocks in the order the history
- *                 first touched them, then sequential
- *   predict       the learned model: the neighbours of a stalled request
- *                 and the blocks the sequence model predicts from the
- *                 latest requests, then history blocks by libsvm score,
- *                 then regions by libsvm probability x activity (history
- *                 plus what the guest did since: re-ranked online), each
- *                 pulled in rings around its touched blocks, nearest
- *                 first, then sequential.  On a sparse source (probed through
- *                 is_present at the first order_next) never-seen blocks of
- *                 the regions go before the history blocks.
- *   oracle        simulator only: the future's blocks in order of first
- *                 access (order_seed), then sequential
- * frequency, first-access and predict need a model; its block size must
- * equal BLOCK_SIZE.
+ * Policies: order_policy_table lists them, which need a model and which
+ * only the simulator has (help texts and errors are built from it).
+ * predict interleaves the strategies of model.h (the region/ring model,
+ * the sequence model's predictions, first-access, frequency,
+ * sequential) in the blend train chose for the kind of source (dense or
+ * sparse: probed through is_present at the first order_next), and moves
+ * the blend online towards the strategies that work (bandit.h).  A
+ * model's block size must equal BLOCK_SIZE.
  */
 #ifndef NBDSHADOW_ORDER_H
 #define NBDSHADOW_ORDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,7 +35,21 @@
 struct model;
 struct order;
 
-extern const char *const order_policies[];
+struct order_policy {
+  const char *name;
+  bool needs_model;
+  bool simulator_only;          /* e.g. oracle: needs the future */
+  const char *what;             /* one line for help texts */
+};
+
+/* Ends with a NULL name. */
+extern const struct order_policy order_policy_table[];
+/* NULL if NAME is no policy. */
+extern const struct order_policy *order_policy_find (const char *name);
+/* The policies' names, ", " between them, into BUF (LEN bytes): all of
+ * them, or only those the filter has.  Returns BUF. */
+extern const char *order_policy_names (char *buf, size_t len,
+                                       bool with_simulator_only);
 
 /* Returns NULL with a reason in ERR (LEARNER_ERRLEN bytes) on an unknown
  * policy, a missing or mismatched model, or out of memory.  The order
