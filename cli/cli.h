@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "clock.h"
 #include "learner.h"
 #include "sim.h"
 
@@ -17,7 +18,7 @@ extern int die (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 extern int parse_block_size (const char *s, uint64_t *out);
 /* Seconds from "1ms", "250us", "2s" or plain seconds. */
 extern int parse_duration (const char *s, double *out);
-extern double seconds_since (const struct timespec *start);
+extern double seconds_since (uint64_t start_ns);   /* since time_ns () */
 /* Print "KEY": V followed by SEP, with null for a NaN or infinity (JSON
  * has neither). */
 extern void print_json_number (const char *key, double v, const char *sep);

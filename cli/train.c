@@ -54,7 +54,7 @@ cmd_train (int argc, char **argv)
   const char *trace_path = NULL, *out = NULL;
   struct trace t = { 0 };
   struct model *m = NULL;
-  struct timespec start;
+  uint64_t start;
   char err[LEARNER_ERRLEN], dense[128], sparse[128];
   int c, json = 0, status = 1;
   uint64_t rb;
@@ -87,9 +87,9 @@ cmd_train (int argc, char **argv)
   }
   if (trace_load_csv (trace_path, &t, err) == -1)
     return die ("%s", err);
-  clock_gettime (CLOCK_MONOTONIC, &start);
+  start = time_ns ();
   m = model_train (&t, &topts, err);
-  secs = seconds_since (&start);
+  secs = seconds_since (start);
   if (!m) {
     die ("train: %s", err);
     goto out;
