@@ -28,7 +28,8 @@ usage (FILE *fp)
 "copies the volume in exactly the future's duration.  --sparse: only\n"
 "blocks touched in history or future are allocated (and copied).\n"
 "--seq-model overrides the model's choice of sequence model.  --timing\n"
-"adds the mean predictor cost per request (observe_us: on the guest's\n"
+"adds the predictor's start-up time (start_seconds: order_new and its\n"
+"first pull choice) and mean cost per request (observe_us: on the guest's\n"
 "path; next_us: choosing pulls, incl. deferred re-ranking; not\n"
 "deterministic).  Output: a table, or with --json one object per policy\n"
 "(an array when several): requests, stalls, stall_ratio, stall_seconds,\n"
@@ -222,14 +223,17 @@ cmd_simulate (int argc, char **argv)
                        ? r->time_to_full_copy : NAN, ", ");
     print_json_number ("gap_closed", gap, ", ");
     if (timing) {
+      print_json_number ("start_seconds", r->start_s, ", ");
       print_json_number ("observe_us", r->observe_us, ", ");
       print_json_number ("next_us", r->next_us, ", ");
     }
     printf ("\"sparse\": %s, \"block_size\": %llu, \"blocks_total\": %llu, "
-            "\"blocks_to_copy\": %llu, ", cfg.sparse ? "true" : "false",
+            "\"blocks_to_copy\": %llu, \"future_blocks\": %zu, "
+            "\"future_new_blocks\": %llu, ", cfg.sparse ? "true" : "false",
             (unsigned long long) cfg.block_size,
             (unsigned long long) sc.nblocks,
-            (unsigned long long) sc.blocks_to_copy);
+            (unsigned long long) sc.blocks_to_copy, sc.noracle,
+            (unsigned long long) sc.new_blocks);
     print_json_number ("bandwidth", sc.bandwidth, ", ");
     print_json_number ("window_seconds", sc.duration_us / 1e6, "}");
     printf (json && n > 1 && i < n - 1 ? ",\n" : "\n");

@@ -17,8 +17,22 @@
 
 #include "model.h"
 
+/* A strategy the blend left out pulls nothing until its record (what it
+ * would have pulled) earns it a share, growing from this scale. */
+#define BANDIT_FLOOR 0.01
+/* An epoch lasts at least this long and needs this much evidence. */
+#define BANDIT_EPOCH_US 500000
+#define BANDIT_MIN_EVIDENCE 32
+/* Per epoch, a weight moves by at most a factor e^BANDIT_STEP; in all,
+ * down by at most e^BANDIT_BOUND_DOWN from the blend's, up to at most
+ * BANDIT_MAX_SHARE of the pulls. */
+#define BANDIT_STEP 0.5
+#define BANDIT_BOUND_DOWN 2.5
+#define BANDIT_MAX_SHARE 0.5
+
 struct bandit {
-  double prior[NSTRATEGIES];    /* the blend's weights, plus a floor */
+  bool usable[NSTRATEGIES];     /* may gain a share it did not have */
+  double prior[NSTRATEGIES];    /* the blend's weights */
   double logw[NSTRATEGIES];     /* learnt offsets from the prior */
   double gain[NSTRATEGIES];     /* this epoch's evidence */
   double pulls[NSTRATEGIES];    /* this epoch's pulls */
@@ -27,8 +41,7 @@ struct bandit {
 };
 
 /* PRIOR: the blend's weights; USABLE: the strategies this order can run
- * (a strategy with weight 0 gets a small floor share when ADAPT, so its
- * record can be measured at all). */
+ * (with ADAPT, one the blend left out can earn a share). */
 extern void bandit_init (struct bandit *b, const float *prior,
                          const bool *usable, bool adapt);
 extern void bandit_pulled (struct bandit *b, int strategy);

@@ -104,6 +104,8 @@ struct order {
   struct seqmodel *seq;         /* online copy of the model's */
   uint64_t urgent[URGENT_MAX];  /* stack of predicted blocks */
   size_t nurgent;
+  uint64_t neighbours[2 * STALL_RADIUS];        /* of the latest stall */
+  size_t nneighbours;
   struct history regions;       /* online copy: history + what we saw */
   struct u64map seen_blocks;    /* blocks touched since the start */
   struct u64map region_index;   /* region -> region_state index */
@@ -157,6 +159,8 @@ extern bool regions_next (struct order *o, order_present_fn is_present,
                           void *ctx, uint64_t *block);
 extern bool sequence_next (struct order *o, order_present_fn is_present,
                            void *ctx, uint64_t *block);
+extern bool neighbours_next (struct order *o, order_present_fn is_present,
+                             void *ctx, uint64_t *block);
 extern bool regions_would_pull (const struct order *o, uint64_t block);
 
 /* order-regions.c, for order-fit.c */

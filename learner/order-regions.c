@@ -22,9 +22,9 @@
  *              remaining queue re-ranks incrementally (stale heap entries
  *              are dropped when popped).  Comes before the list on a
  *              sparse source (regions_start).
- * sequence_next serves the urgent stack: the neighbours of a stalled
- * request and the blocks the sequence model expects next, newest first,
- * refilled on every observed request.
+ * sequence_next serves the urgent stack: the blocks the sequence model
+ * expects next, newest first, refilled on every observed request;
+ * neighbours_next the neighbours of the latest stall.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -501,13 +501,17 @@ regions_observe (struct order *o, uint64_t now_us, uint64_t first,
   o->prev_last = last;
 
   /* A stall means the guest went where nothing predicted: its
-   * neighbours are the likeliest next new blocks. */
-  if (!was_hit)
+   * neighbours are the likeliest next new blocks, pulled before any
+   * strategy's (a reaction, not a prediction: whatever the blend). */
+  if (!was_hit) {
+    o->nneighbours = 0;
     for (uint64_t d = STALL_RADIUS; d >= 1; d--) {
-      urgent_push (o, last + d);
+      if (last + d < o->nblocks)
+        o->neighbours[o->nneighbours++] = last + d;
       if (first >= d)
-        urgent_push (o, first - d);
+        o->neighbours[o->nneighbours++] = first - d;
     }
+  }
   seqmodel_observe (o->seq, first, last);
   n = seqmodel_predict (o->seq, blocks, probs);
   /* Push the least likely first so the likeliest is on top. */
@@ -752,6 +756,20 @@ regions_next (struct order *o, order_present_fn is_present, void *ctx,
     }
   }
   return next_from_regions (o, is_present, ctx, block);
+}
+
+bool
+neighbours_next (struct order *o, order_present_fn is_present, void *ctx,
+                 uint64_t *block)
+{
+  while (o->nneighbours > 0) {
+    uint64_t b = o->neighbours[--o->nneighbours];
+    if (!is_present (ctx, b)) {
+      *block = b;
+      return true;
+    }
+  }
+  return false;
 }
 
 bool

@@ -18,21 +18,11 @@
 
 #include "order-impl.h"
 
+#define FILTER_ENTRY(name, model, what) { name, model, false, what },
+#define SIMULATOR_ENTRY(name, model, what) { name, model, true, what },
 const struct order_policy order_policy_table[] = {
-  { "none", false, false, "nothing in the background (demand fetches only)" },
-  { "sequential", false, false, "ascending block order" },
-  { "frequency", true, false,
-    "the history's blocks, most accessed first, then sequential" },
-  { "first-access", true, false,
-    "the history's blocks, first touched first, then sequential" },
-  { "predict", true, false,
-    "the model's blend of strategies, adapted online" },
-  { "predict-fixed", true, true,
-    "predict's blend without the online adaptation" },
-  { "regions", true, true,
-    "the region/ring model and the sequence model alone" },
-  { "oracle", false, true,
-    "the future's blocks in order of first access" },
+  ORDER_FILTER_POLICIES (FILTER_ENTRY)
+  ORDER_SIMULATOR_POLICIES (SIMULATOR_ENTRY)
   { NULL }
 };
 
@@ -192,6 +182,11 @@ next_one (struct order *o, order_present_fn is_present, void *ctx,
   if (o->policy == POLICY_ORACLE &&
       list_next (o, LIST_ORACLE, is_present, ctx, block)) {
     *by = STRATEGY_SEQUENTIAL;
+    return true;
+  }
+  if (o->uses[STRATEGY_SEQUENCE] &&
+      neighbours_next (o, is_present, ctx, block)) {
+    *by = STRATEGY_SEQUENCE;
     return true;
   }
   for (;;) {

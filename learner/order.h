@@ -35,6 +35,27 @@
 struct model;
 struct order;
 
+/* The one list of policies: name, needs a model, what it does.  The
+ * filter has the first ones; the simulator has them all. */
+#define ORDER_FILTER_POLICIES(P)                                        \
+  P ("none", false, "nothing in the background (demand fetches only)")  \
+  P ("sequential", false, "ascending block order")                     \
+  P ("frequency", true,                                                \
+     "the history's blocks, most accessed first, then sequential")     \
+  P ("first-access", true,                                             \
+     "the history's blocks, first touched first, then sequential")     \
+  P ("predict", true, "the model's blend of strategies, adapted online")
+#define ORDER_SIMULATOR_POLICIES(P)                                     \
+  P ("predict-fixed", true, "predict's blend without the online "      \
+     "adaptation")                                                     \
+  P ("regions", true, "the region/ring model and the sequence model "  \
+     "alone")                                                          \
+  P ("oracle", false, "the future's blocks in order of first access")
+
+/* " none sequential ...": the filter's policies, for static help texts. */
+#define ORDER_POLICY_NAME_(name, model, what) " " name
+#define ORDER_FILTER_POLICY_NAMES ORDER_FILTER_POLICIES (ORDER_POLICY_NAME_)
+
 struct order_policy {
   const char *name;
   bool needs_model;

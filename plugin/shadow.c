@@ -17,6 +17,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "order.h"
 #include "shadow.h"
 
 struct shadow shadow;
@@ -149,9 +150,9 @@ shadow_config_complete (nbdkit_next_config_complete *next,
   "                        or the model's).\n" \
   "shadow-stats=<FILE>     Rewrite FILE with JSON statistics every second.\n" \
   "shadow-model=<FILE>     Predictor from nbdshadow train.\n" \
-  "shadow-policy=<P>       Background copy order: predict (default with a\n" \
-  "                        model), sequential (default without), frequency,\n" \
-  "                        first-access, none (demand fetches only).\n" \
+  "shadow-policy=<P>       Background copy order, one of\n" \
+  "                       " ORDER_FILTER_POLICY_NAMES "\n" \
+  "                        (default: predict with a model, else sequential).\n" \
   "shadow-record=<FILE>    Append the guest's requests to FILE (trace CSV)\n" \
   "                        until switchover, to train the next model.\n" \
   "shadow-inflight=<N>     Most background reads in flight (default 64).\n" \

@@ -12,11 +12,14 @@ LEARNER_TESTS = \
 	test-learner-model.sh \
 	test-simulate-policies.sh \
 	test-simulate-determinism.sh \
+	test-simulate-adapt.sh \
 	test-replay.sh
 
-TESTS += $(LEARNER_TESTS) test-order test-seqmodel
+TESTS += $(LEARNER_TESTS) test-order test-seqmodel test-bandit
 
-check_PROGRAMS += test-order test-seqmodel
+check_PROGRAMS += test-order test-seqmodel test-bandit
+test_bandit_SOURCES = test-bandit.c
+test_bandit_LDADD = ../learner/libnbdshadow.la -lm
 test_order_SOURCES = test-order.c
 test_order_LDADD = ../learner/libnbdshadow.la ../common/libcommon.la
 test_seqmodel_SOURCES = test-seqmodel.c
@@ -32,4 +35,5 @@ EXTRA_DIST += \
 	data/sample.vscsi \
 	data/sample.disksim \
 	data/sample.replayer \
-	bench/bench-predict.sh
+	bench/bench-predict.sh \
+	bench/gen-traces.sh

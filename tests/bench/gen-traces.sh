@@ -9,9 +9,9 @@
 #   halfnew-h.csv halfnew-f.csv a future half made of history blocks, half
 #                               of blocks the history never saw (near its
 #                               busy places)
-#   shift-h.csv shift-f.csv     a future that repeats the history's boot
-#                               for its first half, then works on data the
-#                               history never touched
+#   shift-h.csv shift-f.csv     a future that re-reads the history's data
+#                               for its first half, then reads the data
+#                               next to it, which the history never touched
 # Usage: gen-traces.sh DIR
 set -eu
 
@@ -66,21 +66,11 @@ function batch(file,    i, b, out) {
         }
     }
 }
-# New work: clustered reads that grow from a few places outward, from
-# K0 requests on (a later call goes on growing the same clusters).
-function explore(file, n, k0,    k, c) {
-    for (k = k0; k < k0 + n; k++) {
-        c = irand(12)
-        req(file, "R", cl[c] + irand(1 + int(k / 8)) - irand(1 + int(k / 16)), 16384)
-    }
-}
 BEGIN {
     seed = 12345
     layout("os", 600, 0, 8000)
     layout("alt", 600, 8000, 4000)
     layout("usr", 400, 12000, 20000)
-    for (c = 0; c < 12; c++)
-        cl[c] = 70000 + irand(20000)
 
     # vmboot: run 1 = history, run 2 = future.
     f = dir "/vmboot-h.csv"; print "ts_us,op,offset,length" > f
@@ -104,11 +94,17 @@ BEGIN {
         req(f, "R", fstart["usr", i] + irand(flen["usr", i]), 16384)
     }
 
-    # shift: the future boots as the history did, then explores.
+    # shift: the history reads half the files; the future re-reads them,
+    # then reads the other half.
     f = dir "/shift-h.csv"; print "ts_us,op,offset,length" > f
-    now = 0; gap = 400
-    boot(f, 0); services(f, 6000); explore(f, 6000, 0)
+    now = 0; gap = 300
+    for (k = 0; k < 15000; k++) {
+        i = 2 * irand(200)
+        req(f, "R", fstart["usr", i] + irand(flen["usr", i]), 16384)
+    }
     f = dir "/shift-f.csv"; print "ts_us,op,offset,length" > f
-    now += 5000000
-    boot(f, 10); explore(f, 14000, 6000)
+    for (k = 0; k < 15000; k++) {
+        i = 2 * irand(200) + (k >= 7500)
+        req(f, "R", fstart["usr", i] + irand(flen["usr", i]), 16384)
+    }
 }'
