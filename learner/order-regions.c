@@ -758,12 +758,13 @@ regions_next (struct order *o, order_present_fn is_present, void *ctx,
   return next_from_regions (o, is_present, ctx, block);
 }
 
-bool
-neighbours_next (struct order *o, order_present_fn is_present, void *ctx,
-                 uint64_t *block)
+/* Pop STACK (N entries) down to a block not present. */
+static bool
+stack_next (const uint64_t *stack, size_t *n, order_present_fn is_present,
+            void *ctx, uint64_t *block)
 {
-  while (o->nneighbours > 0) {
-    uint64_t b = o->neighbours[--o->nneighbours];
+  while (*n > 0) {
+    uint64_t b = stack[--*n];
     if (!is_present (ctx, b)) {
       *block = b;
       return true;
@@ -773,17 +774,17 @@ neighbours_next (struct order *o, order_present_fn is_present, void *ctx,
 }
 
 bool
+neighbours_next (struct order *o, order_present_fn is_present, void *ctx,
+                 uint64_t *block)
+{
+  return stack_next (o->neighbours, &o->nneighbours, is_present, ctx, block);
+}
+
+bool
 sequence_next (struct order *o, order_present_fn is_present, void *ctx,
                uint64_t *block)
 {
-  while (o->nurgent > 0) {
-    uint64_t b = o->urgent[--o->nurgent];
-    if (!is_present (ctx, b)) {
-      *block = b;
-      return true;
-    }
-  }
-  return false;
+  return stack_next (o->urgent, &o->nurgent, is_present, ctx, block);
 }
 
 /* Would the region model pull BLOCK soon?  Its region is waiting in the

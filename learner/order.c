@@ -375,8 +375,7 @@ order_seed (struct order *o, const uint64_t *blocks, size_t n)
   return 0;
 }
 
-/* Would strategy K have pulled BLOCK by now, followed alone, or within
- * the next SOON blocks? */
+/* Would strategy K pull BLOCK within its next SOON blocks? */
 static bool
 would_pull (const struct order *o, int k, uint64_t block, uint64_t soon)
 {
@@ -391,11 +390,12 @@ would_pull (const struct order *o, int k, uint64_t block, uint64_t soon)
   case STRATEGY_FREQUENCY:
     l = &o->list[k == STRATEGY_FREQUENCY ? LIST_FREQUENCY : LIST_FIRST_ACCESS];
     u = u64map_get (&o->model->blocks.index, block);
-    horizon = (l->pos > o->offered ? l->pos : o->offered) + soon;
-    return u != U64MAP_NONE && l->rank_of[u] < horizon;
+    horizon = l->pos + soon;
+    return u != U64MAP_NONE && l->rank_of[u] >= l->pos &&
+      l->rank_of[u] < horizon;
   case STRATEGY_SEQUENTIAL:
-    horizon = (o->sweep_pos > o->offered ? o->sweep_pos : o->offered) + soon;
-    return block < horizon;
+    horizon = o->sweep_pos + soon;
+    return block >= o->sweep_pos && block < horizon;
   default:
     return false;
   }

@@ -1,12 +1,11 @@
 /* portfolio.c: which blend of pull strategies suits this volume.
  *
- * The history is split by time, as the rankers are trained: a model is
- * fitted on its first half alone, and its second half is replayed as the
- * future through the simulator (the same code the filter runs), once per
- * candidate blend, at the link ratios a migration is likely to see, on a
- * dense and on a sparse source.  Per kind of source the blend with the
- * lowest stalls relative to the best candidate, summed over the ratios,
- * wins; ties go to the earlier candidate.
+ * Each candidate blend is replayed through the simulator (the same code
+ * the filter runs) on two futures (portfolio_choose), at the link ratios
+ * a migration is likely to see, on a dense and on a sparse source.  Per
+ * kind of source the blend with the lowest stalls relative to the best
+ * candidate, summed over the ratios and the futures, wins; ties go to
+ * the earlier candidate.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -108,9 +107,8 @@ blocks_to_copy (const struct trace *history, const struct trace *future,
 
 /* Two futures are scored, as likely as each other: the history goes on
  * as it went (its second half replayed against a model of its first),
- * or the guest does its work again (the history's first half replayed
- * against the whole history's model: a reboot, a rerun of the same
- * jobs). */
+ * or the guest does its work again (the whole history replayed against
+ * its own model: a reboot, a rerun of the same jobs). */
 int
 portfolio_choose (struct model *m, const struct trace *history,
                   const struct train_options *opts, char *err)
@@ -131,9 +129,9 @@ portfolio_choose (struct model *m, const struct trace *history,
     goto out;
   }
   /* The rerun starts after the history ends. */
-  for (size_t i = 0; i < h1.n; i++) {
-    const struct trace_rec *q = &h1.recs[i];
-    if (trace_append (&rerun, q->ts_us - h1.recs[0].ts_us
+  for (size_t i = 0; i < history->n; i++) {
+    const struct trace_rec *q = &history->recs[i];
+    if (trace_append (&rerun, q->ts_us - history->recs[0].ts_us
                       + history->recs[history->n - 1].ts_us + 1,
                       q->op, q->offset, q->length, err) == -1)
       goto out;

@@ -40,8 +40,8 @@ bench ()
          "blend: dense $(json_get "$work/train.json" blend_dense)," \
          "sparse $(json_get "$work/train.json" blend_sparse)"
     echo
-    echo "| variant | ratio | new blocks | none | sequential | first-access | frequency | regions | predict | oracle | predict gap closed | predict observe us/req | goals |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| variant | ratio | new blocks | none | sequential | first-access | frequency | regions | predict | oracle | predict gap closed | predict observe us/req (regions) | predict start s | goals |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     for variant in dense sparse; do
         opt=; [ $variant = sparse ] && opt=--sparse
         for ratio in 0.25 1 4; do
@@ -80,20 +80,13 @@ bench ()
                         out = out (p <= 1.1 * o + 1 ? " <=oracle+10%" : " OVER-ORACLE+10%")
                     print out }')
             echo "$row $(json_get "$work/predict.json" gap_closed) |" \
-                 "$(json_get "$work/predict.json" observe_us) | $goals |"
+                 "$(json_get "$work/predict.json" observe_us)" \
+                 "($(json_get "$work/regions.json" observe_us)) |" \
+                 "$(json_get "$work/predict.json" start_seconds) | $goals |"
         done
     done
     echo
 }
-
-for spec in msn_fs_30s_replayer.trace:replayer tpcc_small_mqsim.trace:disksim
-do
-    file=${spec%%:*}; fmt=${spec##*:}
-    [ -r "$TRACES/$file" ] || continue
-    "$NBDSHADOW" import --format "$fmt" "$TRACES/$file" -o "$work/all.csv" \
-        --split "$work/h.csv" "$work/f.csv"
-    bench "${file%%.*}" real "$work/h.csv" "$work/f.csv"
-done
 
 for run1 in "$PAIRED"/e2e-*-run1.csv; do
     run2=${run1%-run1.csv}-run2.csv
@@ -106,4 +99,13 @@ done
 for name in vmboot halfnew shift; do
     bench "$name (synthetic)" stress "$work/syn/$name-h.csv" \
         "$work/syn/$name-f.csv"
+done
+
+for spec in msn_fs_30s_replayer.trace:replayer tpcc_small_mqsim.trace:disksim
+do
+    file=${spec%%:*}; fmt=${spec##*:}
+    [ -r "$TRACES/$file" ] || continue
+    "$NBDSHADOW" import --format "$fmt" "$TRACES/$file" -o "$work/all.csv" \
+        --split "$work/h.csv" "$work/f.csv"
+    bench "${file%%.*}" real "$work/h.csv" "$work/f.csv"
 done

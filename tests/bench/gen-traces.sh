@@ -66,6 +66,19 @@ function batch(file,    i, b, out) {
         }
     }
 }
+# N random reads in the even-numbered of the first 2 * PAIRS /usr
+# files, in both, or in the even ones for the first half and the odd
+# ones for the second.
+function usr_reads(file, n, pairs, which,    k, i) {
+    for (k = 0; k < n; k++) {
+        i = 2 * irand(pairs)
+        if (which == "both")
+            i += irand(2)
+        else if (which == "even-then-odd")
+            i += k >= n / 2
+        req(file, "R", fstart["usr", i] + irand(flen["usr", i]), 16384)
+    }
+}
 BEGIN {
     seed = 12345
     layout("os", 600, 0, 8000)
@@ -84,27 +97,15 @@ BEGIN {
     # reads their unread neighbours.
     f = dir "/halfnew-h.csv"; print "ts_us,op,offset,length" > f
     now = 0; gap = 300
-    for (k = 0; k < 15000; k++) {
-        i = 2 * irand(300)
-        req(f, "R", fstart["usr", i] + irand(flen["usr", i]), 16384)
-    }
+    usr_reads(f, 15000, 300, "even")
     f = dir "/halfnew-f.csv"; print "ts_us,op,offset,length" > f
-    for (k = 0; k < 15000; k++) {
-        i = 2 * irand(300) + irand(2)
-        req(f, "R", fstart["usr", i] + irand(flen["usr", i]), 16384)
-    }
+    usr_reads(f, 15000, 300, "both")
 
     # shift: the history reads half the files; the future re-reads them,
     # then reads the other half.
     f = dir "/shift-h.csv"; print "ts_us,op,offset,length" > f
     now = 0; gap = 300
-    for (k = 0; k < 15000; k++) {
-        i = 2 * irand(200)
-        req(f, "R", fstart["usr", i] + irand(flen["usr", i]), 16384)
-    }
+    usr_reads(f, 15000, 200, "even")
     f = dir "/shift-f.csv"; print "ts_us,op,offset,length" > f
-    for (k = 0; k < 15000; k++) {
-        i = 2 * irand(200) + (k >= 7500)
-        req(f, "R", fstart["usr", i] + irand(flen["usr", i]), 16384)
-    }
+    usr_reads(f, 15000, 200, "even-then-odd")
 }'
