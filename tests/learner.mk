@@ -12,12 +12,13 @@ LEARNER_TESTS = \
 	test-learner-model.sh \
 	test-simulate-policies.sh \
 	test-simulate-determinism.sh \
-	test-simulate-adapt.sh \
 	test-replay.sh
 
-TESTS += $(LEARNER_TESTS) test-order test-seqmodel test-bandit
+TESTS += $(LEARNER_TESTS) test-order test-seqmodel test-bandit test-adapt
 
-check_PROGRAMS += test-order test-seqmodel test-bandit
+check_PROGRAMS += test-order test-seqmodel test-bandit test-adapt
+test_adapt_SOURCES = test-adapt.c
+test_adapt_LDADD = ../learner/libnbdshadow.la
 test_bandit_SOURCES = test-bandit.c
 test_bandit_LDADD = ../learner/libnbdshadow.la -lm
 test_order_SOURCES = test-order.c
