@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "model.h"
+#include "replace-file.h"
 
 static void
 usage (FILE *fp)
@@ -15,13 +16,15 @@ usage (FILE *fp)
   fprintf (fp,
 "usage: nbdshadow train --trace HIST.csv [--block-size 64K]\n"
 "                       [--region-blocks N] -o MODEL [--json]\n"
+"                       [--mode 0600]\n"
 "Fit the access predictor on the canonical trace HIST.csv: per-block and\n"
 "per-region libsvm rankers, the delta sequence models (n-gram and GRU;\n"
 "the better one on the history's last fifth is used online), and the\n"
 "blend of pull strategies for a dense and for a sparse source (scored by\n"
 "replaying the history's second half against a model of its first).\n"
 "--region-blocks: region size in blocks (a power of 2); default: chosen\n"
-"from the history.\n");
+"from the history.\n"
+"MODEL is replaced atomically, with --mode (octal, default 0600).\n");
 }
 
 /* "regions 1 + sequence 4" */
@@ -47,6 +50,7 @@ cmd_train (int argc, char **argv)
     { "region-blocks", required_argument, NULL, 'r' },
     { "output", required_argument, NULL, 'o' },
     { "json", no_argument, NULL, 'j' },
+    { "mode", required_argument, NULL, 'M' },
     { "help", no_argument, NULL, 'h' },
     { NULL }
   };
@@ -58,6 +62,7 @@ cmd_train (int argc, char **argv)
   char err[LEARNER_ERRLEN], dense[128], sparse[128];
   int c, json = 0, status = 1;
   uint64_t rb;
+  mode_t mode = PRIVATE_FILE_MODE;
   double secs;
 
   while ((c = getopt_long (argc, argv, "t:b:o:", opts, NULL)) != -1) {
@@ -65,7 +70,7 @@ cmd_train (int argc, char **argv)
     case 't': trace_path = optarg; break;
     case 'b':
       if (parse_block_size (optarg, &topts.block_size) == -1)
-        return die ("--block-size: expected a power of 2 >= 512, got \"%s\"",
+        return die ("--block-size: expected a power of 2 from 512 to 64M, got \"%s\"",
                     optarg);
       break;
     case 'r':
@@ -77,6 +82,10 @@ cmd_train (int argc, char **argv)
       break;
     case 'o': out = optarg; break;
     case 'j': json = 1; break;
+    case 'M':
+      if (parse_mode_option (optarg, &mode))
+        return 1;
+      break;
     case 'h': usage (stdout); return 0;
     default: usage (stderr); return 1;
     }
@@ -94,7 +103,7 @@ cmd_train (int argc, char **argv)
     die ("train: %s", err);
     goto out;
   }
-  if (model_save (m, out, err) == -1) {
+  if (model_save (m, out, mode, err) == -1) {
     die ("%s", err);
     goto out;
   }

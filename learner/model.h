@@ -8,6 +8,7 @@
 #define NBDSHADOW_MODEL_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "history.h"
 #include "ranker.h"
@@ -74,7 +75,9 @@ extern void portfolio_default (struct model *m);
 extern struct model *model_train (const struct trace *history,
                                   const struct train_options *opts,
                                   char *err);
-extern int model_save (const struct model *m, const char *path, char *err);
+/* Written through a temporary file renamed over PATH, with MODE. */
+extern int model_save (const struct model *m, const char *path, mode_t mode,
+                       char *err);
 extern struct model *model_load (const char *path, char *err);
 extern void model_free (struct model *m);
 
