@@ -97,7 +97,6 @@ struct order {
   struct bandit bandit;
   bool adapt;                   /* the bandit moves the weights */
   struct pulled *pulled;        /* [1 << PULLED_BITS] */
-  uint64_t first_ts;            /* first observe's time */
   bool started;
 
   /* the region model (order-regions.c) */
