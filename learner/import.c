@@ -3,11 +3,11 @@
  * line stops the import with "line N: reason". */
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "errbuf.h"
 #include "learner.h"
 #include "parse-number.h"
 
@@ -32,21 +32,13 @@ struct import_state {
   struct disksim_dev *devices;  /* disksim: device and line of each record */
   size_t ndevices;
   struct trace blk_events[3];   /* blkparse: Q, D and C events */
-  int blk_done;                 /* blkparse: reached the summary */
+  bool blk_done;                /* blkparse: reached the summary */
 };
 
 typedef int (*line_parser) (struct import_state *st, char **f, int nf,
                             char *err);
 
-static int
-fail (char *err, const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  vsnprintf (err, LEARNER_ERRLEN, fmt, ap);
-  va_end (ap);
-  return -1;
-}
+#define fail(err, ...) set_error (err, LEARNER_ERRLEN, __VA_ARGS__)
 
 static int
 split_fields (char *line, const char *seps, char **f)
@@ -171,7 +163,7 @@ parse_blkparse (struct import_state *st, char **f, int nf, char *err)
     return 0;
   /* The per-CPU and total summaries end the event list. */
   if (strncmp (f[0], "CPU", 3) == 0 || strcmp (f[0], "Total") == 0) {
-    st->blk_done = 1;
+    st->blk_done = true;
     return 0;
   }
   if (need_fields (nf, 7, "dev cpu seq time pid action rwbs", err) == -1)

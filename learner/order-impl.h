@@ -151,14 +151,14 @@ extern void regions_free (struct order *o);
 extern void regions_observe (struct order *o, uint64_t now_us,
                              uint64_t first, uint64_t last, bool is_write,
                              bool was_hit);
-extern void regions_start (struct order *o, order_present_fn is_present,
+extern void regions_start (struct order *o, block_present_fn is_present,
                            void *ctx);
 extern void regions_prepare (struct order *o);
-extern bool regions_next (struct order *o, order_present_fn is_present,
+extern bool regions_next (struct order *o, block_present_fn is_present,
                           void *ctx, uint64_t *block);
-extern bool sequence_next (struct order *o, order_present_fn is_present,
+extern bool sequence_next (struct order *o, block_present_fn is_present,
                            void *ctx, uint64_t *block);
-extern bool neighbours_next (struct order *o, order_present_fn is_present,
+extern bool neighbours_next (struct order *o, block_present_fn is_present,
                              void *ctx, uint64_t *block);
 extern bool regions_would_pull (const struct order *o, uint64_t block);
 

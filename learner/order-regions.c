@@ -571,7 +571,7 @@ ring_step (struct order *o)
 /* The next block of the active region, or of the best remaining one.
  * While never-seen blocks go first, history blocks are left to the list. */
 static int
-next_from_regions (struct order *o, order_present_fn is_present, void *ctx,
+next_from_regions (struct order *o, block_present_fn is_present, void *ctx,
                    uint64_t *block)
 {
   for (;;) {
@@ -643,7 +643,7 @@ next_from_regions (struct order *o, order_present_fn is_present, void *ctx,
 #define PROBES 4096
 
 static bool
-new_blocks_first (const struct order *o, order_present_fn is_present,
+new_blocks_first (const struct order *o, block_present_fn is_present,
                   void *ctx)
 {
   const struct model *m = o->model;
@@ -689,7 +689,7 @@ list_keep_unringed (struct order *o)
 }
 
 void
-regions_start (struct order *o, order_present_fn is_present, void *ctx)
+regions_start (struct order *o, block_present_fn is_present, void *ctx)
 {
   o->probed = true;
   o->new_first = new_blocks_first (o, is_present, ctx);
@@ -712,7 +712,7 @@ regions_start (struct order *o, order_present_fn is_present, void *ctx)
 }
 
 static bool
-next_from_bursts (struct order *o, order_present_fn is_present, void *ctx,
+next_from_bursts (struct order *o, block_present_fn is_present, void *ctx,
                   uint64_t *block)
 {
   for (;;) {
@@ -739,7 +739,7 @@ regions_prepare (struct order *o)
  * regions' never-seen blocks, then the history blocks no region pulls,
  * then the regions. */
 bool
-regions_next (struct order *o, order_present_fn is_present, void *ctx,
+regions_next (struct order *o, block_present_fn is_present, void *ctx,
               uint64_t *block)
 {
   struct block_list *l = &o->list[LIST_MODEL];
@@ -760,7 +760,7 @@ regions_next (struct order *o, order_present_fn is_present, void *ctx,
 
 /* Pop STACK (N entries) down to a block not present. */
 static bool
-stack_next (const uint64_t *stack, size_t *n, order_present_fn is_present,
+stack_next (const uint64_t *stack, size_t *n, block_present_fn is_present,
             void *ctx, uint64_t *block)
 {
   while (*n > 0) {
@@ -774,14 +774,14 @@ stack_next (const uint64_t *stack, size_t *n, order_present_fn is_present,
 }
 
 bool
-neighbours_next (struct order *o, order_present_fn is_present, void *ctx,
+neighbours_next (struct order *o, block_present_fn is_present, void *ctx,
                  uint64_t *block)
 {
   return stack_next (o->neighbours, &o->nneighbours, is_present, ctx, block);
 }
 
 bool
-sequence_next (struct order *o, order_present_fn is_present, void *ctx,
+sequence_next (struct order *o, block_present_fn is_present, void *ctx,
                uint64_t *block)
 {
   return stack_next (o->urgent, &o->nurgent, is_present, ctx, block);

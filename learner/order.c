@@ -116,7 +116,7 @@ build_list (struct order *o, enum list_kind kind)
 }
 
 static bool
-list_next (struct order *o, enum list_kind kind, order_present_fn is_present,
+list_next (struct order *o, enum list_kind kind, block_present_fn is_present,
            void *ctx, uint64_t *block)
 {
   struct block_list *l = &o->list[kind];
@@ -132,7 +132,7 @@ list_next (struct order *o, enum list_kind kind, order_present_fn is_present,
 }
 
 static bool
-sweep_next (struct order *o, order_present_fn is_present, void *ctx,
+sweep_next (struct order *o, block_present_fn is_present, void *ctx,
             uint64_t *block)
 {
   while (o->sweep_pos < o->nblocks) {
@@ -148,7 +148,7 @@ sweep_next (struct order *o, order_present_fn is_present, void *ctx,
 /* ---- the portfolio ---- */
 
 static bool
-strategy_next (struct order *o, int k, order_present_fn is_present,
+strategy_next (struct order *o, int k, block_present_fn is_present,
                void *ctx, uint64_t *block)
 {
   switch (k) {
@@ -176,7 +176,7 @@ eligible (const struct order *o, int k)
 
 /* The next block and the strategy that chose it. */
 static bool
-next_one (struct order *o, order_present_fn is_present, void *ctx,
+next_one (struct order *o, block_present_fn is_present, void *ctx,
           uint64_t *block, int *by)
 {
   if (o->policy == POLICY_ORACLE &&
@@ -227,7 +227,7 @@ pulled_slot (uint64_t block)
 #define PROBES 1024
 
 static enum source_kind
-probe_source (const struct order *o, order_present_fn is_present, void *ctx)
+probe_source (const struct order *o, block_present_fn is_present, void *ctx)
 {
   uint64_t x = 0x2545F4914F6CDD1DULL;
   size_t absent = 0;
@@ -248,7 +248,7 @@ update_weights (struct order *o)
 
 /* At the first order_next: the blend for this kind of source. */
 static void
-portfolio_start (struct order *o, order_present_fn is_present, void *ctx)
+portfolio_start (struct order *o, block_present_fn is_present, void *ctx)
 {
   static const float sequential[NSTRATEGIES] = { [STRATEGY_SEQUENTIAL] = 1 };
   static const float frequency[NSTRATEGIES] = { [STRATEGY_FREQUENCY] = 1 };
@@ -443,7 +443,7 @@ portfolio_observe (struct order *o, uint64_t now_us, uint64_t first,
 
 void
 order_observe (struct order *o, uint64_t now_us, uint64_t first,
-               uint64_t last, int is_write, int was_hit)
+               uint64_t last, bool is_write, bool was_hit)
 {
   if (!o->uses[STRATEGY_REGIONS])
     return;
@@ -456,7 +456,7 @@ order_observe (struct order *o, uint64_t now_us, uint64_t first,
 
 size_t
 order_next (struct order *o, uint64_t *blocks, size_t max,
-            order_present_fn is_present, void *ctx)
+            block_present_fn is_present, void *ctx)
 {
   size_t n = 0;
   int by;

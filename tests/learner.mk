@@ -18,13 +18,13 @@ TESTS += $(LEARNER_TESTS) test-order test-seqmodel test-bandit test-adapt
 
 check_PROGRAMS += test-order test-seqmodel test-bandit test-adapt
 test_adapt_SOURCES = test-adapt.c
-test_adapt_LDADD = ../learner/libnbdshadow.la ../common/libcommon.la
+test_adapt_LDADD = ../learner/liblearner.la ../common/libcommon.la
 test_bandit_SOURCES = test-bandit.c
-test_bandit_LDADD = ../learner/libnbdshadow.la ../common/libcommon.la -lm
+test_bandit_LDADD = ../learner/liblearner.la ../common/libcommon.la -lm
 test_order_SOURCES = test-order.c
-test_order_LDADD = ../learner/libnbdshadow.la ../common/libcommon.la
+test_order_LDADD = ../learner/liblearner.la ../common/libcommon.la
 test_seqmodel_SOURCES = test-seqmodel.c
-test_seqmodel_LDADD = ../learner/libnbdshadow.la ../common/libcommon.la
+test_seqmodel_LDADD = ../learner/liblearner.la ../common/libcommon.la
 
 EXTRA_DIST += \
 	$(LEARNER_TESTS) \

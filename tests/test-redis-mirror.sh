@@ -9,17 +9,11 @@
 source ./functions.sh
 source ./redis-functions.sh
 
-size=$((24 * 1024 * 1024))
-nblocks=$((size / 65536))
-head -c $size /dev/urandom > "$tmpdir/src.img"
-start_server src -r file "$tmpdir/src.img"
-start_redis r
+start_source_and_redis $((24 * 1024 * 1024))
 t0=$(date +%s%N)
-start_shadow sh src shadow-redis=unix:$tmpdir/r.redis shadow-id=vm.1_a-b \
-    shadow-policy=sequential shadow-bandwidth=4M shadow-export-uri=nbd://dest:10809
+start_mirrored sh vm.1_a-b shadow-policy=sequential shadow-bandwidth=4M \
+    shadow-export-uri=nbd://dest:10809
 key='nbdshadow:{vm.1_a-b}'
-json="$tmpdir/sh.json"
-wait_rcli r copying 5 HGET "$key:info" state
 
 info () { rcli r HGET "$key:info" "$1"; }
 test "$(info id)" = vm.1_a-b
@@ -52,6 +46,11 @@ test "$n" -gt 0 && test "$n" -le 1024
 top=$(rcli r ZREVRANGE "$key:predicted" 0 0)
 test "$top" -ge $((p - 64)) && test "$top" -lt $nblocks
 
+# The source goes away for a second and comes back: two events.
+stop_server src KILL
+sleep 1
+start_server src -r file "$tmpdir/src.img"
+
 wait_rcli r complete 20 HGET "$key:info" state
 # Every bit set, and no more: nblocks/8 bytes of 0xff.
 test "$(rcli r BITCOUNT "$key:coverage")" -eq $nblocks
@@ -66,7 +65,7 @@ echo "$pings round trips in $secs s for $nblocks blocks"
 test "$pings" -le $((3 + nblocks / 64 + secs + 4))
 test "$(info state)" = complete
 rcli r XRANGE "$key:events" - + > "$tmpdir/events"
-for t in started complete switchover; do
+for t in started source-lost source-back complete switchover; do
     grep -qx "$t" "$tmpdir/events" || { echo "no $t event"; cat "$tmpdir/events"; exit 1; }
 done
 

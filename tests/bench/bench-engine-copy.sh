@@ -3,20 +3,28 @@
 # engine's background copy (from nbdkit start to the last block local
 # and synced) against nbdcopy to a file (also with --flush, which makes
 # its copy durable too) and nbdkit's cache filter (cache-on-read, filled
-# by nbdcopy), side by side on the same source.
+# by nbdcopy), side by side on the same source; the engine also with its
+# Redis mirror attached (a redis-server on a unix socket), with the
+# mirror's round trips per GiB copied.
 #
 # The cases are interleaved round by round, so a noisy spell of the
 # machine hits every peer alike; the ratio to nbdcopy is taken within
 # each round and its median reported.
 #
 #   cd tests && bench/bench-engine-copy.sh [SIZE] [ROUNDS]  (default 1G 5)
+#
+# BASELINE_FILTER=/other/build/plugin/.libs/nbdkit-shadow-filter.so adds
+# the engine cases again with that build of the filter (before and after
+# a change, in the same rounds).
 source "$(dirname "$0")/../functions.sh"
+source "$(dirname "$0")/../redis-functions.sh"
 requires nbdcopy --version
 
 size=${1:-1G}
 rounds=${2:-5}
 head -c "$size" /dev/urandom > "$tmpdir/src.img"
 start_server src file "$tmpdir/src.img"
+start_redis r
 src=$(uri src)
 cat "$tmpdir/src.img" >/dev/null           # the same page cache for all
 
@@ -47,7 +55,7 @@ run_engine ()
     local stats= t2=
     rm -f "$tmpdir/sh.img" "$tmpdir/sh.state" "$tmpdir/sh.json" "$tmpdir/sh.sock"
     t0=$(now) t1=
-    /usr/bin/nbdkit -f -U "$tmpdir/sh.sock" --filter="$FILTER" nbd socket="$tmpdir/src.sock" \
+    /usr/bin/nbdkit -f -U "$tmpdir/sh.sock" --filter="${engine_filter:-$FILTER}" nbd socket="$tmpdir/src.sock" \
         shadow-file="$tmpdir/sh.img" shadow-state="$tmpdir/sh.state" \
         shadow-stats="$tmpdir/sh.json" "$@" >"$tmpdir/sh.log" 2>&1 &
     pid=$!
@@ -62,7 +70,12 @@ run_engine ()
     kill $pid; wait $pid || :
     cmp "$tmpdir/src.img" "$tmpdir/sh.img"
     echo "$t2 - $t0" | bc -l >> "$tmpdir/times.${i}d"     # i: the case
+    case $stats in
+        *redis_round_trips*) json_get "$tmpdir/sh.json" redis_round_trips >> "$tmpdir/trips" ;;
+    esac
 }
+
+run_engine_baseline () { engine_filter="$BASELINE_FILTER" run_engine "$@"; }
 
 run_cache ()
 {
@@ -80,12 +93,19 @@ names=("nbdcopy SRC shadow.img"
        "nbdcopy --flush SRC shadow.img"
        "shadow engine (defaults)"
        "shadow engine shadow-connections=2"
+       "shadow engine + Redis mirror"
        "nbdkit cache filter + nbdcopy")
 cases=("run_nbdcopy"
        "run_nbdcopy --flush"
        "run_engine"
        "run_engine shadow-connections=2"
+       "run_engine shadow-redis=unix:$tmpdir/r.redis shadow-id=bench"
        "run_cache")
+if [ -n "${BASELINE_FILTER:-}" ]; then
+    names+=("shadow engine (defaults), baseline build"
+            "shadow engine shadow-connections=2, baseline build")
+    cases+=("run_engine_baseline" "run_engine_baseline shadow-connections=2")
+fi
 
 # times.I: case I's seconds, one line per round (times.Id: the engine's
 # until durable); ratios.I: over nbdcopy's in the same round.
@@ -116,3 +136,13 @@ for i in "${!cases[@]}"; do
             row "${names[$i]}" "times.$i" ;;
     esac
 done
+# The mirror's cost: the engine with Redis over the engine without, in
+# the same round.
+paste -d' ' "$tmpdir/times.2d" "$tmpdir/times.4d" | awk '{ print $2 / $1 }' > "$tmpdir/ratios"
+printf "%-58s %8s %9s  %s\n" "shadow engine + Redis mirror / without, durable" "" \
+    "$(median "$tmpdir/ratios")" "$(spread "$tmpdir/ratios")"
+if [ -s "$tmpdir/trips" ]; then
+    gib=$(echo "$(numfmt --from=iec "$size") / 1073741824" | bc -l)
+    printf "Redis round trips per GiB copied (mirror batches and command reads): %s\n" \
+        "$(sort -n "$tmpdir/trips" | awk -v g=$gib '{ a[NR] = $1 } END { printf "%.0f", a[int((NR + 1) / 2)] / g }')"
+fi
