@@ -142,9 +142,15 @@ static inline bool block_is_present (uint64_t b)
           >> (b % 64)) & 1;
 }
 
-/* The fast path of every request: are all its blocks local already? */
+/* The fast path of every request: are all its blocks local already?
+ * Once the shadow is complete, a request needs no per-block look-up at
+ * all: complete is set after the last PRESENT bit, and every bit after
+ * its block's data.
+ */
 static inline bool blocks_are_present (uint64_t first, uint64_t last)
 {
+  if (atomic_load_explicit (&shadow.complete, memory_order_acquire))
+    return true;
   for (uint64_t b = first; b <= last; b++)
     if (!block_is_present (b))
       return false;
@@ -178,7 +184,7 @@ extern void store_forget_unused (void);
 extern int store_pread (void *buf, uint32_t count, uint64_t offset, int *err);
 extern int store_pwrite (const void *buf, uint32_t count, uint64_t offset, int *err);
 extern int store_zero (uint32_t count, uint64_t offset, int *err);
-extern void store_start_writeback (uint64_t count);
+extern int store_install (const void *buf, uint32_t count, uint64_t offset, int *err);
 extern int store_sync (int *err);
 extern int store_is_data (uint64_t offset, uint64_t end, uint64_t *run_end);
 

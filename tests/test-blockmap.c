@@ -77,7 +77,11 @@ store_zero (uint32_t count, uint64_t offset, int *err)
   return 0;
 }
 
-void store_start_writeback (uint64_t count) { }
+int
+store_install (const void *buf, uint32_t count, uint64_t offset, int *err)
+{
+  return store_pwrite (buf, count, offset, err);
+}
 
 int
 store_is_data (uint64_t offset, uint64_t end, uint64_t *run_end)
