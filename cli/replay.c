@@ -23,6 +23,7 @@
 #include <libnbd.h>
 
 #include "cli.h"
+#include "parse-number.h"
 
 /* Writes carry this pattern: the 8-byte word at disk offset o (o a
  * multiple of 8) holds o XOR WRITE_PATTERN_MAGIC, big-endian; a request
@@ -50,7 +51,7 @@ struct request {
   const struct trace_rec *rec;
   double issued;                /* seconds since the start */
   double completed;
-  int done;                     /* the completion callback ran */
+  bool done;                    /* the completion callback ran */
   int error;                    /* errno from the server or libnbd */
   struct request *prev, *next;  /* in flight; next only once done */
   unsigned char buf[];          /* the payload of a read or write */
@@ -64,7 +65,7 @@ struct replay {
   double speed;                 /* 0: as fast as possible */
   size_t max_inflight;
   int can_trim, can_flush;
-  struct timespec start;
+  uint64_t start;               /* time_ns () */
   size_t next;                  /* index of the next request to issue */
   struct request *inflight;     /* issued, not yet completed */
   struct request *done;         /* completed, not yet accounted for */
@@ -222,9 +223,9 @@ request_completed (void *opaque, int *error)
   struct request *rq = opaque;
   struct replay *rp = rq->rp;
 
-  rq->completed = seconds_since (&rp->start);
+  rq->completed = seconds_since (rp->start);
   rq->error = *error;
-  rq->done = 1;
+  rq->done = true;
   list_remove (&rp->inflight, rq);
   rq->next = rp->done;
   rp->done = rq;
@@ -342,7 +343,7 @@ issue (struct replay *rp, const struct trace_rec *r)
     rp->inflight_max = rp->ninflight;
   rp->nissued++;
 
-  rq->issued = seconds_since (&rp->start);
+  rq->issued = seconds_since (rp->start);
   switch (r->op) {
   case TRACE_READ:
     cookie = nbd_aio_pread (rp->h, rq->buf, r->length, r->offset, cb, 0);
@@ -424,14 +425,14 @@ poll_socket (struct replay *rp, double wait)
  * socket needs attention.  Returns -1, having said why, on a fatal error
  * (the connection broke). */
 static int
-run (struct replay *rp, int show_progress)
+run (struct replay *rp, bool show_progress)
 {
   const struct trace *t = rp->t;
   double next_progress = PROGRESS_INTERVAL;
 
-  clock_gettime (CLOCK_MONOTONIC, &rp->start);
+  rp->start = time_ns ();
   while (rp->next < t->n || rp->ninflight) {
-    double now = seconds_since (&rp->start), wait = -1;
+    double now = seconds_since (rp->start), wait = -1;
 
     while (rp->next < t->n) {
       const struct trace_rec *r = &t->recs[rp->next];
@@ -456,7 +457,7 @@ run (struct replay *rp, int show_progress)
       if (issue (rp, r) == -1)
         return -1;
       rp->next++;
-      now = seconds_since (&rp->start);
+      now = seconds_since (rp->start);
     }
     retire_completed (rp);
     if (rp->next == t->n && rp->ninflight == 0)
@@ -466,14 +467,14 @@ run (struct replay *rp, int show_progress)
     if (poll_socket (rp, wait) == -1)
       return -1;
     retire_completed (rp);
-    if (show_progress && seconds_since (&rp->start) >= next_progress) {
+    if (show_progress && seconds_since (rp->start) >= next_progress) {
       fprintf (stderr, "nbdshadow replay: %.0f s: %zu of %zu requests "
                "issued, %zu in flight, %zu errors\n", next_progress,
                rp->next, t->n, rp->ninflight, rp->errors);
       next_progress += PROGRESS_INTERVAL;
     }
   }
-  rp->duration = seconds_since (&rp->start);
+  rp->duration = seconds_since (rp->start);
   return 0;
 }
 
@@ -535,7 +536,7 @@ print_latency_json (const char *prefix, const struct latency_summary *s,
 }
 
 static void
-print_report (struct replay *rp, int json)
+print_report (struct replay *rp, bool json)
 {
   const struct trace *t = rp->t;
   double span = (t->recs[t->n - 1].ts_us - t->recs[0].ts_us) / 1e6;
@@ -582,18 +583,6 @@ print_report (struct replay *rp, int json)
   print_latency_row ("reads", &reads);
 }
 
-static int
-parse_speed (const char *s, double *out)
-{
-  char *end;
-
-  errno = 0;
-  *out = strtod (s, &end);
-  if (end == s || *end || errno || !isfinite (*out) || *out < 0)
-    return -1;
-  return 0;
-}
-
 int
 cmd_replay (int argc, char **argv)
 {
@@ -609,27 +598,26 @@ cmd_replay (int argc, char **argv)
   const char *trace_path = NULL;
   struct trace t = { 0 };
   struct replay rp = { .t = &t, .speed = 1 };
-  char err[LEARNER_ERRLEN], *end;
-  unsigned long long max_inflight = 0;
-  int c, json = 0, status = 1;
+  char err[LEARNER_ERRLEN];
+  uint64_t max_inflight = 0;
+  int c, status = 1;
+  bool json = false;
 
   while ((c = getopt_long (argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
     case 't': trace_path = optarg; break;
     case 'u': rp.uri = optarg; break;
     case 's':
-      if (parse_speed (optarg, &rp.speed) == -1)
+      if (parse_double (optarg, &rp.speed) == -1 || !(rp.speed >= 0))
         return die ("--speed: expected a number >= 0 (0: as fast as "
                     "possible), got \"%s\"", optarg);
       break;
     case 'm':
-      errno = 0;
-      max_inflight = strtoull (optarg, &end, 10);
-      if (*optarg < '1' || *optarg > '9' || *end || errno)
+      if (parse_uint64 (optarg, 10, &max_inflight) == -1 || max_inflight == 0)
         return die ("--max-inflight: expected a positive number, got \"%s\"",
                     optarg);
       break;
-    case 'j': json = 1; break;
+    case 'j': json = true; break;
     case 'h': usage (stdout); return 0;
     default: usage (stderr); return 1;
     }

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "model.h"
+#include "replace-file.h"
 
 static void
 usage (FILE *fp)
@@ -14,11 +15,13 @@ usage (FILE *fp)
   fprintf (fp,
 "usage: nbdshadow train --trace HIST.csv [--block-size 64K]\n"
 "                       [--region-blocks N] -o MODEL [--json]\n"
+"                       [--mode 0600]\n"
 "Fit the access predictor on the canonical trace HIST.csv: per-block and\n"
 "per-region libsvm rankers, and the delta sequence models (n-gram and\n"
 "GRU; the better one on the history's last fifth is used online).\n"
 "--region-blocks: region size in blocks (a power of 2); default: chosen\n"
-"from the history.\n");
+"from the history.\n"
+"MODEL is replaced atomically, with --mode (octal, default 0600).\n");
 }
 
 int
@@ -30,6 +33,7 @@ cmd_train (int argc, char **argv)
     { "region-blocks", required_argument, NULL, 'r' },
     { "output", required_argument, NULL, 'o' },
     { "json", no_argument, NULL, 'j' },
+    { "mode", required_argument, NULL, 'M' },
     { "help", no_argument, NULL, 'h' },
     { NULL }
   };
@@ -37,10 +41,11 @@ cmd_train (int argc, char **argv)
   const char *trace_path = NULL, *out = NULL;
   struct trace t = { 0 };
   struct model *m = NULL;
-  struct timespec start;
+  uint64_t start;
   char err[LEARNER_ERRLEN];
   int c, json = 0, status = 1;
   uint64_t rb;
+  mode_t mode = PRIVATE_FILE_MODE;
   double secs;
 
   while ((c = getopt_long (argc, argv, "t:b:o:", opts, NULL)) != -1) {
@@ -48,7 +53,7 @@ cmd_train (int argc, char **argv)
     case 't': trace_path = optarg; break;
     case 'b':
       if (parse_block_size (optarg, &topts.block_size) == -1)
-        return die ("--block-size: expected a power of 2 >= 512, got \"%s\"",
+        return die ("--block-size: expected a power of 2 from 512 to 64M, got \"%s\"",
                     optarg);
       break;
     case 'r':
@@ -60,6 +65,10 @@ cmd_train (int argc, char **argv)
       break;
     case 'o': out = optarg; break;
     case 'j': json = 1; break;
+    case 'M':
+      if (parse_mode_option (optarg, &mode))
+        return 1;
+      break;
     case 'h': usage (stdout); return 0;
     default: usage (stderr); return 1;
     }
@@ -70,14 +79,14 @@ cmd_train (int argc, char **argv)
   }
   if (trace_load_csv (trace_path, &t, err) == -1)
     return die ("%s", err);
-  clock_gettime (CLOCK_MONOTONIC, &start);
+  start = time_ns ();
   m = model_train (&t, &topts, err);
-  secs = seconds_since (&start);
+  secs = seconds_since (start);
   if (!m) {
     die ("train: %s", err);
     goto out;
   }
-  if (model_save (m, out, err) == -1) {
+  if (model_save (m, out, mode, err) == -1) {
     die ("%s", err);
     goto out;
   }

@@ -22,23 +22,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "array.h"
+#include "bits.h"
+#include "clock.h"
 #include "order.h"
 #include "sim.h"
 #include "u64map.h"
 
 #define BATCH 64
-
-static int
-bit_get (const uint64_t *map, uint64_t i)
-{
-  return (map[i / 64] >> (i % 64)) & 1;
-}
-
-static void
-bit_set (uint64_t *map, uint64_t i)
-{
-  map[i / 64] |= 1ULL << (i % 64);
-}
 
 static uint64_t *
 bitmap_new (uint64_t nbits)
@@ -52,11 +43,27 @@ sim_prepare (struct sim_scenario *s, const struct trace *history,
              char *err)
 {
   const uint64_t bs = cfg->block_size;
-  uint64_t vh = trace_volume (history, bs), vf = trace_volume (future, bs);
+  uint64_t vh, vf;
   uint64_t *seen = NULL;
   size_t oracle_cap = future->n + 1;
 
   memset (s, 0, sizeof *s);
+  if (!learner_block_size_ok (bs)) {
+    snprintf (err, LEARNER_ERRLEN, "block size %llu is not a power of two "
+              "from %d to %llu", (unsigned long long) bs,
+              LEARNER_MIN_BLOCK_SIZE,
+              (unsigned long long) LEARNER_MAX_BLOCK_SIZE);
+    return -1;
+  }
+  vh = trace_volume (history, bs);
+  vf = trace_volume (future, bs);
+  if ((vh > vf ? vh : vf) / bs > SIM_MAX_BLOCKS) {
+    snprintf (err, LEARNER_ERRLEN, "the volume (%llu bytes) is more than "
+              "%llu blocks of %llu bytes: give a larger --block-size",
+              (unsigned long long) (vh > vf ? vh : vf),
+              (unsigned long long) SIM_MAX_BLOCKS, (unsigned long long) bs);
+    return -1;
+  }
   s->cfg = *cfg;
   s->future = future;
   if (future->n < 2 ||
@@ -79,15 +86,15 @@ sim_prepare (struct sim_scenario *s, const struct trace *history,
     if (!trace_rec_blocks (&future->recs[i], bs, &first, &last))
       continue;
     for (uint64_t b = first; b <= last; b++) {
-      if (bit_get (seen, b))
+      if (bit_test (seen, b))
         continue;
       bit_set (seen, b);
       if (s->noracle == oracle_cap) {
-        uint64_t *o = realloc (s->oracle, oracle_cap * 2 * sizeof *o);
+        uint64_t *o = array_grow (s->oracle, &oracle_cap, s->noracle,
+                                  sizeof *o, 1024);
         if (!o)
           goto oom;
         s->oracle = o;
-        oracle_cap *= 2;
       }
       s->oracle[s->noracle++] = b;
     }
@@ -154,12 +161,10 @@ fifo_push (struct fifo *f, uint64_t block, double arrival)
     f->head = 0;
   }
   if (f->n == f->cap) {
-    size_t cap = f->cap ? f->cap * 2 : 1024;
-    struct flight *v = realloc (f->v, cap * sizeof *v);
+    struct flight *v = array_grow (f->v, &f->cap, f->n, sizeof *v, 1024);
     if (!v)
       return -1;
     f->v = v;
-    f->cap = cap;
   }
   f->v[f->n++] = (struct flight) { block, arrival };
   return 0;
@@ -183,12 +188,11 @@ written_add (struct written *w, uint64_t b, uint64_t from, uint64_t to)
 
   if (i == U64MAP_NONE) {
     if (w->n == w->cap) {
-      size_t cap = w->cap ? w->cap * 2 : 256;
-      uint64_t *m = realloc (w->masks, cap * w->words * sizeof *m);
+      uint64_t *m = array_grow (w->masks, &w->cap, w->n,
+                                w->words * sizeof *m, 256);
       if (!m)
         return -1;
       w->masks = m;
-      w->cap = cap;
     }
     i = w->n++;
     memset (&w->masks[i * w->words], 0, w->words * sizeof *w->masks);
@@ -210,7 +214,7 @@ written_covers (const struct written *w, uint64_t b, uint64_t from,
   if (i == U64MAP_NONE)
     return 0;
   for (uint64_t sec = from; sec < to; sec++)
-    if (!bit_get (&w->masks[i * w->words], sec))
+    if (!bit_test (&w->masks[i * w->words], sec))
       return 0;
   return 1;
 }
@@ -245,16 +249,16 @@ struct run {
   int oom;
 };
 
-static int
+static bool
 is_claimed (void *ctx, uint64_t block)
 {
-  return bit_get (((struct run *) ctx)->claimed, block);
+  return bit_test (((struct run *) ctx)->claimed, block);
 }
 
 static void
 claim (struct run *r, uint64_t block)
 {
-  if (bit_get (r->claimed, block))
+  if (bit_test (r->claimed, block))
     return;
   bit_set (r->claimed, block);
   r->unclaimed--;
@@ -263,7 +267,7 @@ claim (struct run *r, uint64_t block)
 static void
 mark_present (struct run *r, uint64_t block, double now)
 {
-  if (bit_get (r->present, block))
+  if (bit_test (r->present, block))
     return;
   claim (r, block);
   bit_set (r->present, block);
@@ -294,14 +298,6 @@ arrival_of (const struct run *r, uint64_t block)
   abort ();                     /* claimed, not present: must be in flight */
 }
 
-static double
-now_us (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
 /* Let the background copy choose every pull it would have chosen before
  * time NOW (one RTT ahead of its transfer). */
 static void
@@ -313,9 +309,9 @@ pull_until (struct run *r, struct order *o, double now)
     double room = ceil ((now + r->rtt - r->link_free) / r->xfer);
     size_t want = room < BATCH ? (size_t) room : BATCH, n;
 
-    double start = now_us ();
+    double start = (time_ns () / 1e3);
     n = order_next (o, blocks, want, is_claimed, r);
-    r->next_time += now_us () - start;
+    r->next_time += (time_ns () / 1e3) - start;
     if (n == 0)
       break;                    /* policy none: the link idles */
     for (size_t i = 0; i < n; i++) {
@@ -391,7 +387,7 @@ sim_run (const struct sim_scenario *s, const char *policy,
     const struct trace_rec *q = &s->future->recs[i];
     double t = (q->ts_us - s->t0_us) / 1e6, t_obs;
     uint64_t first, last;
-    int hit = 1;
+    bool hit = true;
 
     if (!trace_rec_blocks (q, bs, &first, &last))
       continue;
@@ -421,9 +417,9 @@ sim_run (const struct sim_scenario *s, const char *policy,
       for (uint64_t b = first; b <= last; b++) {
         uint64_t from, to;
         sectors_of (q, b, bs, &from, &to);
-        if (bit_get (r.present, b) || written_covers (&r.written, b, from, to))
+        if (bit_test (r.present, b) || written_covers (&r.written, b, from, to))
           continue;
-        if (!bit_get (r.claimed, b))
+        if (!bit_test (r.claimed, b))
           fetch[nfetch++] = b;
         else
           until = fmax (until, arrival_of (&r, b));
@@ -432,7 +428,7 @@ sim_run (const struct sim_scenario *s, const char *policy,
         until = fmax (until, demand_fetch (&r, fetch, nfetch, t));
       res->demand_blocks += nfetch;
       if (until > t) {
-        hit = 0;
+        hit = false;
         res->stalls++;
         res->stall_seconds += until - t;
       }
@@ -447,14 +443,14 @@ sim_run (const struct sim_scenario *s, const char *policy,
       for (uint64_t b = first; b <= last; b++) {
         uint64_t from, to;
         sectors_of (q, b, bs, &from, &to);
-        if (!bit_get (r.present, b) &&
+        if (!bit_test (r.present, b) &&
             written_add (&r.written, b, from, to) == -1)
           r.oom = 1;
       }
     }
-    t_obs = now_us ();
+    t_obs = (time_ns () / 1e3);
     order_observe (o, q->ts_us, first, last, q->op != TRACE_READ, hit);
-    observe_time += now_us () - t_obs;
+    observe_time += (time_ns () / 1e3) - t_obs;
   }
   if (r.oom) {
     snprintf (err, LEARNER_ERRLEN, "out of memory");

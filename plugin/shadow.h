@@ -4,18 +4,31 @@
  * on a remote source.  Every block is ABSENT (only on the source),
  * FETCHING (a read from the source is in flight) or PRESENT (the shadow
  * holds the data; the source is never asked again).  The rules that keep
- * guest data safe are in blockmap.c; this header holds the types shared
- * by the pieces of the filter:
+ * guest data safe are in blockmap.c and fetch.c; this header holds the
+ * types shared by the pieces of the filter:
  *
  *   shadow.c     nbdkit callbacks: parameters, metadata, the data path
- *   blockmap.c   present bitmap, pending blocks, sector masks, fetch/claim
+ *   blockmap.c   present bitmap, pending blocks, sector masks, guest
+ *                writes (claim/commit)
+ *   fetch.c      fetching from the source: demand reads, the engine's
+ *                pulls, holes
  *   store.c      the shadow file (data)
  *   statefile.c  the state file (which blocks are PRESENT), durability
  *   upstream.c   glue to the shadowing engine (proxy/): the source's
- *                address and TLS, demand reads, holes, switchover
+ *                address and TLS, demand reads, extents, switchover
  *   predict.c    the pull order from the learner (learner/), fed with
- *                every guest request; recording them
- *   stats.c      counters, the stats file, the periodic checkpoint
+ *                every guest request
+ *   record.c     the recorder: guest requests to a trace CSV
+ *                (shadow-record)
+ *   stats.c      the stats file (shadow-stats)
+ *   housekeeping.c  the thread doing the periodic work: model upkeep,
+ *                record flush, checkpoint, switchover, stats file
+ *   mirror.c     the mirror of all this in Redis (metastore/), on a
+ *                thread of its own
+ *   commands.c   the operator's commands, read from a Redis stream
+ *
+ * Helpers shared with the rest of nbdshadow (clock, bits, growing
+ * arrays, whole reads and writes) are in common/.
  */
 
 #ifndef NBDSHADOW_SHADOW_H
@@ -26,6 +39,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <pthread.h>
+#include <sys/types.h>
+
+#include "bits.h"
 
 struct engine_order;
 
@@ -40,6 +56,14 @@ struct engine_order;
  * the block instead (counted as a write stall).
  */
 #define SHADOW_MAX_PARTIAL 4096
+
+/* Words of the PRESENT bitmap in one page of the state file (the rest
+ * of the page holds its checksum; see statefile.c).
+ */
+#define SHADOW_PAGE_WORDS 504
+
+/* Longest shadow-source-id. */
+#define SHADOW_SOURCE_ID_MAX 255
 
 /* One block that is not PRESENT but has something going on: a fetch in
  * flight, guest writes in some sectors, or threads waiting.  Lives in
@@ -84,7 +108,8 @@ struct stripe {
 struct shadow_stats {
   _Atomic uint64_t hits;          /* guest requests served without the source */
   _Atomic uint64_t stalls;        /* guest requests that waited on the source */
-  _Atomic uint64_t stall_us;      /* total time they waited */
+  _Atomic uint64_t stall_us;      /* their waits added up (overlaps too) */
+  _Atomic uint64_t stall_wall_us; /* time with at least one of them waiting */
   _Atomic uint64_t write_stalls;  /* writes that had to wait for old data */
   _Atomic uint64_t bytes_fetched; /* demand fetches */
   _Atomic uint64_t bytes_pulled;  /* background pulls */
@@ -96,7 +121,8 @@ struct shadow {
   char *shadow_file;
   char *state_file;
   char *stats_file;
-  char *record_file;
+  mode_t file_mode;             /* of the stats and record files */
+  char *source_id;              /* shadow-source-id, or NULL */
   uint32_t block_size;
   unsigned block_shift;
   const char *policy;
@@ -110,6 +136,7 @@ struct shadow {
   int state_fd;
   bool state_fresh;             /* no state file existed at start */
   bool shadow_created;          /* this start created the shadow file */
+  bool stopped;                 /* nbdkit is exiting: nothing runs any more */
 
   /* PRESENT bits, one per block; set once, never cleared. */
   _Atomic uint64_t *present;
@@ -124,6 +151,7 @@ struct shadow {
   struct stripe stripes[SHADOW_STRIPES];
   struct shadow_stats stats;
   _Atomic bool complete;        /* every block PRESENT: switchover done or due */
+  _Atomic bool disk_full;       /* the shadow's file system had no room */
 };
 
 extern struct shadow shadow;
@@ -138,8 +166,15 @@ static inline uint32_t block_length (uint64_t b)
 }
 static inline bool block_is_present (uint64_t b)
 {
-  return (atomic_load_explicit (&shadow.present[b / 64], memory_order_acquire)
-          >> (b % 64)) & 1;
+  return bit_test_acquire (shadow.present, b);
+}
+
+/* block_is_present as the callback the engine and the pull order take
+ * (present.h): one function answers both.
+ */
+static inline bool block_present_cb (void *opaque, uint64_t b)
+{
+  return block_is_present (b);
 }
 
 /* The fast path of every request: are all its blocks local already?
@@ -160,7 +195,7 @@ static inline bool blocks_are_present (uint64_t first, uint64_t last)
 /* shadow.c */
 extern int64_t shadow_parse_size (const char *key, const char *value);
 
-/* blockmap.c */
+/* blockmap.c, fetch.c */
 extern int blockmap_init (void);
 extern void blockmap_free (void);
 extern void blockmap_mark_present (uint64_t b);
@@ -169,6 +204,8 @@ extern int blockmap_prepare_read (uint64_t offset, uint32_t count, bool *stalled
 extern int blockmap_write (const void *buf, uint32_t count, uint64_t offset,
                            bool is_zero, int *err);
 extern int blockmap_cache (uint64_t offset, uint32_t count, int *err);
+extern int blockmap_read_through (void *buf, uint32_t count, uint64_t offset,
+                                  int *err);
 extern bool blockmap_has_guest_data (uint64_t b);
 extern struct pending *blockmap_begin_pull (uint64_t b);
 extern int blockmap_end_pull (void *const *tokens, uint64_t n, const void *data,
@@ -176,54 +213,111 @@ extern int blockmap_end_pull (void *const *tokens, uint64_t n, const void *data,
 extern uint64_t blockmap_install_holes (uint64_t first, uint64_t n);
 typedef void (*partial_fn) (uint64_t b, const uint64_t *written, void *opaque);
 extern void blockmap_foreach_partial (partial_fn fn, void *opaque);
-extern uint64_t time_us (void);
 
 /* store.c */
 extern int store_open (void);
 extern void store_forget_unused (void);
 extern int store_pread (void *buf, uint32_t count, uint64_t offset, int *err);
 extern int store_pwrite (const void *buf, uint32_t count, uint64_t offset, int *err);
+extern bool store_full_error (int err);
+extern bool store_pulls_paused (void);
+extern void store_check_room (void);
 extern int store_zero (uint32_t count, uint64_t offset, int *err);
 extern int store_install (const void *buf, uint32_t count, uint64_t offset, int *err);
 extern int store_sync (int *err);
 extern int store_is_data (uint64_t offset, uint64_t end, uint64_t *run_end);
 
-/* statefile.c */
+/* statefile.c, session.c */
+extern int shadow_lock_file (int fd, const char *key, const char *path);
 extern int statefile_open (void);
 extern int statefile_create (uint64_t disk_size, const unsigned char *fingerprint);
 extern int statefile_load (void);
 extern int statefile_check_source (uint64_t disk_size, const unsigned char *fingerprint);
+extern const unsigned char *statefile_fingerprint (void);
+extern int statefile_begin_session (void);
 extern int statefile_checkpoint (int *err);
+extern void statefile_end_session (void);
 extern void statefile_close (void);
 
 /* upstream.c */
 extern int upstream_config (const char *key, const char *value);
 extern void upstream_unload (void);
 extern int upstream_open (void *backend, uint64_t *disk_size);
+extern void upstream_set_identity (const unsigned char *fingerprint);
 extern int upstream_start (void);
 extern void upstream_close (void);
 extern int upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err);
+extern int upstream_pread_patient (void *buf, uint32_t count, uint64_t offset,
+                                   unsigned patience, int *err);
 extern int upstream_extents (uint32_t count, uint64_t offset, void *extents, int *err);
 extern bool upstream_attached (void);
 extern void upstream_stats (FILE *fp);
 extern void upstream_switchover_check (void);
 
+/* The operator's controls of the background copy (commands.c). */
+struct upstream_control {
+  bool attached;                /* the source is still in use */
+  bool connected;               /* the engine has a connection up */
+  bool paused;                  /* background pulls stopped */
+  uint64_t bandwidth;           /* cap on pulls, bytes/s; 0: none */
+  bool disk_full;               /* the shadow's disk is full */
+};
+extern void upstream_get_control (struct upstream_control *c);
+extern void upstream_pause (bool paused);
+extern void upstream_set_bandwidth (uint64_t rate);
+extern void upstream_finalize (void);
+
 /* predict.c */
 extern int predict_config (const char *key, const char *value);
 extern int predict_config_complete (void);
-extern int predict_get_ready (void);
 extern struct engine_order *predict_order_new (void);
 extern void predict_guest_request (char op, uint64_t offset, uint32_t count);
 extern void predict_tick (void);
-extern void predict_flush_record (bool stop);
-extern void predict_forget_unused (void);
 extern void predict_stats (FILE *fp);
+/* The order's latest picks, newest first (at most PREDICT_PICKS). */
+#define PREDICT_PICKS 1024
+extern size_t predict_recent_picks (uint64_t *out, size_t max);
 extern void predict_unload (void);
 
+/* record.c */
+extern int record_config (const char *key, const char *value);
+extern int record_get_ready (void);
+extern bool record_active (void);
+extern bool record_is_guest (const char *exportname);
+extern void record_switchover (void);
+extern void record_request (char op, uint64_t offset, uint32_t count);
+extern void record_flush (bool stop);
+extern void record_forget_unused (void);
+extern void record_stats (FILE *fp);
+extern void record_unload (void);
+
 /* stats.c */
-extern int stats_start (void);
-extern void stats_stop (void);
 extern void stats_write_file (void);
-extern void stats_wake (void);
+extern void stats_resume (void);
+extern void stats_stall (uint64_t from_us, uint64_t to_us);
+
+/* housekeeping.c */
+extern int housekeeping_start (void);
+extern void housekeeping_stop (void);
+extern void housekeeping_wake (void);
+
+/* mirror.c */
+struct ev_loop;
+struct ms_config;
+extern int mirror_config (const char *key, const char *value);
+extern int mirror_config_complete (void);
+extern int mirror_get_ready (void);
+extern int mirror_start (void);
+extern void mirror_stop (void);
+extern void mirror_event (const char *type, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+extern void mirror_stats (FILE *fp);
+extern void mirror_unload (void);
+
+/* commands.c */
+extern void commands_start (struct ev_loop *loop, const struct ms_config *cfg,
+                            const char *id, uint64_t started_us);
+extern void commands_stop (void);
+extern uint64_t commands_round_trips (void);
 
 #endif /* NBDSHADOW_SHADOW_H */

@@ -2,7 +2,7 @@
  * switchover.
  *
  * All reads from the source, demand fetches as well as background
- * pulls, go through the engine (proxy/engine.c) and its own libnbd
+ * pulls, go through the engine (proxy/) and its own libnbd
  * connections, so reconnecting and timeouts cover both.  The nbd plugin
  * below the filter is configured (it checks the address parameters) but
  * never opened: client connections have no upstream connection of their
@@ -198,12 +198,6 @@ install_holes (void *opaque, uint64_t first, uint64_t n)
   return blockmap_install_holes (first, n);
 }
 
-static bool
-is_present (void *opaque, uint64_t b)
-{
-  return block_is_present (b);
-}
-
 static void
 log_message (void *opaque, bool error, const char *msg)
 {
@@ -217,7 +211,7 @@ static const struct engine_ops ops = {
   .begin_pull = begin_pull,
   .end_pull = end_pull,
   .install_holes = install_holes,
-  .is_present = is_present,
+  .is_present = block_present_cb,
   .log = log_message,
 };
 
@@ -240,98 +234,70 @@ upstream_open (void *backend, uint64_t *disk_size)
   return engine ? 0 : -1;
 }
 
-/* Blocks made local by the mappers below (the engine counts its own). */
-static _Atomic uint64_t mapped_holes;
-
-/* Blocks wholly inside a hole of the source become local at once. */
-static int
-install_hole_run (void *opaque, uint64_t offset, uint64_t length, bool zero)
-{
-  uint64_t first = (offset + shadow.block_size - 1) >> shadow.block_shift;
-  uint64_t end = offset + length == shadow.disk_size ? shadow.nblocks
-                 : (offset + length) >> shadow.block_shift;
-
-  if (zero && end > first)
-    atomic_fetch_add_explicit (&mapped_holes,
-                               blockmap_install_holes (first, end - first),
-                               memory_order_relaxed);
-  return 0;
-}
-
-/* Learn the source's allocation, whole, before the background copy
- * starts: on a sparse disk most blocks are holes, nothing to copy, and a
- * policy that does not know which would rank blocks that need no pull
- * (the predictor weighs history blocks against never-seen ones by how
- * many of each remain to be copied).  Demand fetches are served
- * meanwhile.  Each question is a round trip to the source, so several
- * mappers ask at once, taking the next step from a shared counter; the
- * last one done starts the copy.
+/* The source is the disk the state belongs to: from now on every
+ * connection the engine makes must show the same fingerprint.
  */
-#define MAP_STEP (UINT64_C (1) << 30)
-#define MAPPERS 8
-
-static pthread_t mappers[MAPPERS];
-static unsigned nmappers;
-static _Atomic unsigned mappers_running;
-static _Atomic uint64_t map_next;
-static _Atomic bool mapper_stop;
-static uint64_t map_start_us;
-static struct engine_order *order_after_map;
-
-static void
-start_pulls (void)
+void
+upstream_set_identity (const unsigned char *fingerprint)
 {
-  nbdkit_debug ("shadow: the source's allocation mapped in %.3f s",
-                (time_us () - map_start_us) / 1e6);
   pthread_rwlock_rdlock (&engine_lock);
-  if (engine && !atomic_load (&mapper_stop))
-    engine_start_pulls (engine, order_after_map);
-  else
-    order_after_map->free (order_after_map);
+  if (engine)
+    engine_set_identity (engine, fingerprint);
   pthread_rwlock_unlock (&engine_lock);
 }
 
-static void *
-map_allocation (void *arg)
-{
-  int err;
+/* The background copy starts (or started) in the policy's order. */
+static _Atomic bool copy_planned;
 
-  for (;;) {
-    uint64_t pos = atomic_fetch_add (&map_next, MAP_STEP);
-    if (pos >= shadow.disk_size || atomic_load (&mapper_stop))
-      break;
-    uint64_t n = shadow.disk_size - pos < MAP_STEP ? shadow.disk_size - pos
-                                                   : MAP_STEP;
-    pthread_rwlock_rdlock (&engine_lock);
-    if (engine)
-      engine_extents (engine, pos, n, install_hole_run, NULL, &err);
-    pthread_rwlock_unlock (&engine_lock);
+/* nbdkit stopping (SIGTERM, SIGINT) waits for the requests in progress,
+ * and a guest read waiting on a dead source would hold it for the whole
+ * shadow-timeout.  nbdkit tells no filter that it is stopping, but its
+ * nbdkit_nanosleep returns early then, also in a thread of the filter's
+ * own: that thread stops the engine, and the waiting reads fail at once.
+ */
+static void *
+watch_shutdown (void *arg)
+{
+  while (nbdkit_nanosleep (86400, 0) == 0)
+    ;
+  pthread_rwlock_rdlock (&engine_lock);
+  if (engine) {
+    nbdkit_debug ("shadow: nbdkit is stopping: the source is let go");
+    engine_stop (engine);
   }
-  if (atomic_fetch_sub (&mappers_running, 1) == 1)
-    start_pulls ();
+  pthread_rwlock_unlock (&engine_lock);
   return NULL;
 }
 
 /* The block map is ready: start the background copy in the policy's
- * order, unless the policy is demand only.
+ * order (the engine maps the source's allocation first and makes its
+ * holes local).  Demand only, the mapping still runs: the holes are
+ * known from it, and no guest read would ever make them local.
  */
 int
 upstream_start (void)
 {
-  if (engine == NULL || strcmp (shadow.policy, "none") == 0)
+  struct engine_order *order;
+  pthread_t watcher;
+  pthread_attr_t attr;
+
+  if (engine == NULL)
     return 0;
-  order_after_map = predict_order_new ();
-  if (order_after_map == NULL)
+  /* Detached: it returns when nbdkit stops, or dies with the process. */
+  pthread_attr_init (&attr);
+  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create (&watcher, &attr, watch_shutdown, NULL) != 0)
+    nbdkit_debug ("shadow: no shutdown watcher: a stop may wait for "
+                  "shadow-timeout");
+  pthread_attr_destroy (&attr);
+  if (strcmp (shadow.policy, "none") == 0) {
+    engine_start_mapping (engine);
+    return 0;
+  }
+  if ((order = predict_order_new ()) == NULL)
     return -1;
-  map_start_us = time_us ();
-  atomic_store (&mappers_running, MAPPERS);
-  for (nmappers = 0; nmappers < MAPPERS; nmappers++)
-    if (pthread_create (&mappers[nmappers], NULL, map_allocation, NULL) != 0)
-      break;
-  /* Fewer threads than planned: those never started are done. */
-  if (nmappers < MAPPERS &&
-      atomic_fetch_sub (&mappers_running, MAPPERS - nmappers) == MAPPERS - nmappers)
-    start_pulls ();
+  atomic_store (&copy_planned, true);
+  engine_start_pulls (engine, order);
   return 0;
 }
 
@@ -342,9 +308,6 @@ upstream_close (void)
   if (engine)
     engine_stop (engine);       /* callers waiting in the engine return */
   pthread_rwlock_unlock (&engine_lock);
-  atomic_store (&mapper_stop, true);
-  for (; nmappers > 0; nmappers--)
-    pthread_join (mappers[nmappers - 1], NULL);
 
   pthread_rwlock_wrlock (&engine_lock);
   if (engine) {
@@ -357,7 +320,8 @@ upstream_close (void)
 }
 
 int
-upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err)
+upstream_pread_patient (void *buf, uint32_t count, uint64_t offset,
+                        unsigned patience, int *err)
 {
   int r;
 
@@ -368,9 +332,15 @@ upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err)
     r = -1;
   }
   else
-    r = engine_pread (engine, buf, count, offset, err);
+    r = engine_pread_patient (engine, buf, count, offset, patience, err);
   pthread_rwlock_unlock (&engine_lock);
   return r;
+}
+
+int
+upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err)
+{
+  return upstream_pread_patient (buf, count, offset, 1, err);
 }
 
 static int
@@ -410,12 +380,65 @@ upstream_attached (void)
   return open;
 }
 
+void
+upstream_get_control (struct upstream_control *c)
+{
+  struct engine_stats st = { .connected = false };
+
+  pthread_rwlock_rdlock (&engine_lock);
+  c->attached = engine != NULL;
+  if (engine)
+    engine_get_stats (engine, &st);
+  pthread_rwlock_unlock (&engine_lock);
+  c->connected = st.connected;
+  c->paused = st.paused;
+  c->bandwidth = st.bandwidth;
+  c->disk_full = false;
+}
+
+void
+upstream_pause (bool paused)
+{
+  pthread_rwlock_rdlock (&engine_lock);
+  if (engine)
+    engine_set_paused (engine, paused);
+  pthread_rwlock_unlock (&engine_lock);
+}
+
+void
+upstream_set_bandwidth (uint64_t rate)
+{
+  pthread_rwlock_rdlock (&engine_lock);
+  if (engine)
+    engine_set_bandwidth (engine, rate);
+  pthread_rwlock_unlock (&engine_lock);
+}
+
+/* Finish the copy at full speed: no pause, no cap, and a sweep if the
+ * policy copies nothing in the background.  Once every block is local
+ * the housekeeping thread persists that and detaches the source, as
+ * always.  Nothing to do once detached.
+ */
+void
+upstream_finalize (void)
+{
+  pthread_rwlock_rdlock (&engine_lock);
+  if (engine) {
+    engine_set_paused (engine, false);
+    engine_set_bandwidth (engine, 0);
+    if (!atomic_exchange (&copy_planned, true))
+      engine_start_pulls (engine, NULL);
+  }
+  pthread_rwlock_unlock (&engine_lock);
+}
+
 /* Extra fields of the stats file, each preceded by ", ". */
 void
 upstream_stats (FILE *fp)
 {
   struct engine_stats st = final_stats;
-  const char *state = "detached";
+  /* Detached means switchover; a filter stopped mid-copy says so. */
+  const char *state = shadow.complete ? "detached" : "stopped";
 
   pthread_rwlock_rdlock (&engine_lock);
   if (engine) {
@@ -425,14 +448,16 @@ upstream_stats (FILE *fp)
   pthread_rwlock_unlock (&engine_lock);
   fprintf (fp, ", \"source\": \"%s\", \"reconnects\": %" PRIu64
            ", \"hole_blocks\": %" PRIu64 ", \"pull_window\": %" PRIu64
-           ", \"min_rtt_us\": %" PRIu64,
+           ", \"min_rtt_us\": %" PRIu64 ", \"paused\": %s"
+           ", \"bandwidth_limit\": %" PRIu64,
            state, st.reconnects,
-           st.hole_blocks + atomic_load_explicit (&mapped_holes, memory_order_relaxed),
+           st.hole_blocks,
            st.window_bytes,
-           st.min_rtt_us == UINT64_MAX ? 0 : st.min_rtt_us);
+           st.min_rtt_us == UINT64_MAX ? 0 : st.min_rtt_us,
+           engine && st.paused ? "true" : "false", engine ? st.bandwidth : 0);
 }
 
-/* Called by the stats thread: once every block is PRESENT, persist that
+/* Called by the housekeeping thread: once every block is PRESENT, persist that
  * and let go of the source.
  */
 void
@@ -445,7 +470,7 @@ upstream_switchover_check (void)
   if (statefile_checkpoint (&err) == -1)
     return;                     /* try again next time */
   upstream_close ();
-  predict_flush_record (true);
+  record_switchover ();
   nbdkit_debug ("switchover: all %" PRIu64 " blocks are local, source detached",
                 shadow.nblocks);
 }

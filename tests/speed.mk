@@ -3,5 +3,5 @@
 
 TESTS += test-blockmap
 check_PROGRAMS += test-blockmap
-test_blockmap_SOURCES = test-blockmap.c ../plugin/blockmap.c
-test_blockmap_LDADD = -lpthread
+test_blockmap_SOURCES = test-blockmap.c ../plugin/blockmap.c ../plugin/fetch.c
+test_blockmap_LDADD = ../common/libcommon.la -lpthread

@@ -41,7 +41,11 @@ static unsigned upstream_reads;         /* calls of upstream_pread */
 static unsigned store_writes;           /* calls of store_pwrite/store_zero */
 static bool store_holes;                /* store_is_data says: all holes */
 
-/* The filter's neighbours, over the arrays above. */
+/* What shadow.c defines, and the filter's neighbours over the arrays
+ * above.
+ */
+
+struct shadow shadow;
 
 int
 upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err)
@@ -90,7 +94,14 @@ store_is_data (uint64_t offset, uint64_t end, uint64_t *run_end)
   return !store_holes;
 }
 
-void stats_wake (void) { }
+void housekeeping_wake (void) { }
+bool store_pulls_paused (void) { return false; }
+
+void
+stats_stall (uint64_t from_us, uint64_t to_us)
+{
+  shadow.stats.stalls++;
+}
 
 void
 nbdkit_error (const char *fs, ...)
