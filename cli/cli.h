@@ -11,12 +11,16 @@ extern int cmd_import (int argc, char **argv);
 extern int cmd_train (int argc, char **argv);
 extern int cmd_simulate (int argc, char **argv);
 extern int cmd_replay (int argc, char **argv);
+extern int cmd_verify (int argc, char **argv);
 
 /* Print "nbdshadow: MSG" on stderr; returns the exit status 1. */
 extern int die (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 extern int parse_block_size (const char *s, uint64_t *out);
 /* Seconds from "1ms", "250us", "2s" or plain seconds. */
 extern int parse_duration (const char *s, double *out);
+/* "1.50 GiB": binary units, three significant digits.  The result is
+ * one of a few static buffers: the main thread's use only. */
+extern const char *human_size (uint64_t bytes);
 extern double seconds_since (const struct timespec *start);
 /* Print "KEY": V followed by SEP, with null for a NaN or infinity (JSON
  * has neither). */

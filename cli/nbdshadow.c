@@ -1,5 +1,6 @@
 /* nbdshadow.c: the nbdshadow command: dispatch to the subcommands and the
  * small parsing helpers they share. */
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@ static const struct {
   { "train", cmd_train, "fit the access predictor on a history trace" },
   { "simulate", cmd_simulate, "measure pull policies on a history/future" },
   { "replay", cmd_replay, "replay a trace against an NBD export, open-loop" },
+  { "verify", cmd_verify, "compare a shadow with its source by SHA-256" },
 };
 
 static void
@@ -72,6 +74,28 @@ seconds_since (const struct timespec *start)
   struct timespec now;
   clock_gettime (CLOCK_MONOTONIC, &now);
   return (now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+const char *
+human_size (uint64_t bytes)
+{
+  static char buf[4][32];
+  static int next;
+  static const char units[] = "KMGTPE";
+  char *b = buf[next++ % 4];
+  double v = bytes;
+  int u = -1;
+
+  while (v >= 1024 && u < 5) {
+    v /= 1024;
+    u++;
+  }
+  if (u < 0)
+    snprintf (b, sizeof buf[0], "%" PRIu64 " B", bytes);
+  else
+    snprintf (b, sizeof buf[0], "%.*f %ciB", v < 10 ? 2 : v < 100 ? 1 : 0,
+              v, units[u]);
+  return b;
 }
 
 void

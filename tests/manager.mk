@@ -1,0 +1,9 @@
+# Shadow Manager tests (cli/: migrate, status, pause/resume/throttle/
+# finalize, verify): real nbdkit sources behind the shadow filter and a
+# real redis-server on a unix socket in the test's temp dir.
+
+MANAGER_TESTS = \
+	test-manager-verify.sh
+
+TESTS += $(MANAGER_TESTS)
+EXTRA_DIST += $(MANAGER_TESTS)
