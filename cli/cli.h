@@ -3,6 +3,7 @@
 #define NBDSHADOW_CLI_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "learner.h"
 #include "sim.h"
@@ -12,6 +13,18 @@ extern int cmd_train (int argc, char **argv);
 extern int cmd_simulate (int argc, char **argv);
 extern int cmd_replay (int argc, char **argv);
 extern int cmd_verify (int argc, char **argv);
+extern int cmd_migrate (int argc, char **argv);
+extern int cmd_status (int argc, char **argv);
+
+/* A volume id: 1 to 64 of [A-Za-z0-9._-] (it names files and Redis keys). */
+extern int valid_volume_id (const char *id);
+
+/* train.c: fit a model on the canonical trace TRACE and save it to OUT
+ * (what `nbdshadow train` and `migrate --history` do); a summary goes to
+ * REPORT.  -1 after printing the error. */
+struct train_options;
+extern int train_model_file (const char *trace, const struct train_options *o,
+                             const char *out, FILE *report, int json);
 
 /* Print "nbdshadow: MSG" on stderr; returns the exit status 1. */
 extern int die (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));

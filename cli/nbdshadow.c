@@ -19,6 +19,8 @@ static const struct {
   { "train", cmd_train, "fit the access predictor on a history trace" },
   { "simulate", cmd_simulate, "measure pull policies on a history/future" },
   { "replay", cmd_replay, "replay a trace against an NBD export, open-loop" },
+  { "migrate", cmd_migrate, "migrate a disk here: start the shadow, watch it" },
+  { "status", cmd_status, "show migrations' progress (one, or the fleet)" },
   { "verify", cmd_verify, "compare a shadow with its source by SHA-256" },
 };
 

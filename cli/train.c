@@ -22,6 +22,59 @@ usage (FILE *fp)
 }
 
 int
+train_model_file (const char *trace_path, const struct train_options *topts,
+                  const char *out, FILE *report, int json)
+{
+  struct trace t = { 0 };
+  struct model *m = NULL;
+  struct timespec start;
+  char err[LEARNER_ERRLEN];
+  int status = -1;
+  double secs;
+
+  if (trace_load_csv (trace_path, &t, err) == -1)
+    return die ("%s", err), -1;
+  clock_gettime (CLOCK_MONOTONIC, &start);
+  m = model_train (&t, topts, err);
+  secs = seconds_since (&start);
+  if (!m) {
+    die ("train: %s", err);
+    goto out;
+  }
+  if (model_save (m, out, err) == -1) {
+    die ("%s", err);
+    goto out;
+  }
+  if (json)
+    fprintf (report, "{\"requests\": %zu, \"train_seconds\": %.3f, "
+             "\"history_blocks\": %zu, \"regions\": %zu, "
+             "\"region_blocks\": %llu, \"candidate_regions\": %zu, "
+             "\"block_svs\": %d, \"region_svs\": %d, "
+             "\"ngram_hit_rate\": %.4f, \"gru_hit_rate\": %.4f, "
+             "\"sequence_model\": \"%s\"}\n",
+             t.n, secs, m->blocks.n, m->regions.n,
+             1ULL << m->region_shift, m->ncandidates,
+             m->block_ranker.svm ? m->block_ranker.svm->l : 0,
+             m->region_ranker.svm ? m->region_ranker.svm->l : 0,
+             m->seq_score.hit_rate[SEQ_NGRAM], m->seq_score.hit_rate[SEQ_GRU],
+             m->seq.kind == SEQ_GRU ? "gru" : "ngram");
+  else
+    fprintf (report, "trained on %zu requests in %.2f s: %zu history blocks, "
+             "%zu candidate regions of %llu blocks\n"
+             "sequence models, top-%d next-block hit rate on the history's "
+             "last fifth: n-gram %.2f%%, GRU %.2f%% -> using %s\n",
+             t.n, secs, m->blocks.n, m->ncandidates, 1ULL << m->region_shift,
+             SEQ_TOPK, 100 * m->seq_score.hit_rate[SEQ_NGRAM],
+             100 * m->seq_score.hit_rate[SEQ_GRU],
+             m->seq.kind == SEQ_GRU ? "GRU" : "n-gram");
+  status = 0;
+ out:
+  model_free (m);
+  trace_free (&t);
+  return status;
+}
+
+int
 cmd_train (int argc, char **argv)
 {
   static const struct option opts[] = {
@@ -35,13 +88,8 @@ cmd_train (int argc, char **argv)
   };
   struct train_options topts = { .block_size = 65536, .region_shift = -1 };
   const char *trace_path = NULL, *out = NULL;
-  struct trace t = { 0 };
-  struct model *m = NULL;
-  struct timespec start;
-  char err[LEARNER_ERRLEN];
-  int c, json = 0, status = 1;
+  int c, json = 0;
   uint64_t rb;
-  double secs;
 
   while ((c = getopt_long (argc, argv, "t:b:o:", opts, NULL)) != -1) {
     switch (c) {
@@ -68,44 +116,5 @@ cmd_train (int argc, char **argv)
     usage (stderr);
     return 1;
   }
-  if (trace_load_csv (trace_path, &t, err) == -1)
-    return die ("%s", err);
-  clock_gettime (CLOCK_MONOTONIC, &start);
-  m = model_train (&t, &topts, err);
-  secs = seconds_since (&start);
-  if (!m) {
-    die ("train: %s", err);
-    goto out;
-  }
-  if (model_save (m, out, err) == -1) {
-    die ("%s", err);
-    goto out;
-  }
-  if (json)
-    printf ("{\"requests\": %zu, \"train_seconds\": %.3f, "
-            "\"history_blocks\": %zu, \"regions\": %zu, "
-            "\"region_blocks\": %llu, \"candidate_regions\": %zu, "
-            "\"block_svs\": %d, \"region_svs\": %d, "
-            "\"ngram_hit_rate\": %.4f, \"gru_hit_rate\": %.4f, "
-            "\"sequence_model\": \"%s\"}\n",
-            t.n, secs, m->blocks.n, m->regions.n,
-            1ULL << m->region_shift, m->ncandidates,
-            m->block_ranker.svm ? m->block_ranker.svm->l : 0,
-            m->region_ranker.svm ? m->region_ranker.svm->l : 0,
-            m->seq_score.hit_rate[SEQ_NGRAM], m->seq_score.hit_rate[SEQ_GRU],
-            m->seq.kind == SEQ_GRU ? "gru" : "ngram");
-  else
-    printf ("trained on %zu requests in %.2f s: %zu history blocks, "
-            "%zu candidate regions of %llu blocks\n"
-            "sequence models, top-%d next-block hit rate on the history's "
-            "last fifth: n-gram %.2f%%, GRU %.2f%% -> using %s\n",
-            t.n, secs, m->blocks.n, m->ncandidates, 1ULL << m->region_shift,
-            SEQ_TOPK, 100 * m->seq_score.hit_rate[SEQ_NGRAM],
-            100 * m->seq_score.hit_rate[SEQ_GRU],
-            m->seq.kind == SEQ_GRU ? "GRU" : "n-gram");
-  status = 0;
- out:
-  model_free (m);
-  trace_free (&t);
-  return status;
+  return train_model_file (trace_path, &topts, out, stdout, json) == -1;
 }

@@ -3,7 +3,8 @@
 # real redis-server on a unix socket in the test's temp dir.
 
 MANAGER_TESTS = \
-	test-manager-verify.sh
+	test-manager-verify.sh \
+	test-manager-migrate.sh
 
 TESTS += $(MANAGER_TESTS)
 EXTRA_DIST += $(MANAGER_TESTS)
