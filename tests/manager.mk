@@ -3,6 +3,7 @@
 # real redis-server on a unix socket in the test's temp dir.
 
 MANAGER_TESTS = \
+	test-manager-help.sh \
 	test-manager-verify.sh \
 	test-manager-migrate.sh
 
