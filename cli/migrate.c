@@ -462,7 +462,8 @@ wait_serving (struct migration *m)
     if (ok)
       nbd_shutdown (h, 0);
     nbd_close (h);
-    if (ok)
+    /* Serving, and its stats file is there for status to read. */
+    if (ok && file_exists (m->stats))
       return 0;
     if (nbdkit_exited (m, err, sizeof err))
       return die ("nbdkit did not start: %s", err), -1;

@@ -189,6 +189,13 @@ format_eta (double s, char *buf, size_t len)
   return buf;
 }
 
+/* Coverage in percent, rounded down: 100.0 only when every block is. */
+static double
+percent (const struct progress *p)
+{
+  return floor (p->coverage * 1000) / 10;
+}
+
 static double
 mbps (const struct progress *p)
 {
@@ -205,7 +212,7 @@ progress_print_bar (FILE *fp, const struct progress *p)
   memset (bar + filled, '.', BAR_WIDTH - filled);
   bar[BAR_WIDTH] = '\0';
   fprintf (fp, "\r%s [%s] %5.1f%%  %6.1f MB/s  stalls %" PRIu64
-           "  ETA %s%s\033[K", p->id, bar, 100 * p->coverage, mbps (p),
+           "  ETA %s%s\033[K", p->id, bar, percent (p), mbps (p),
            p->stalls, format_eta (p->eta_s, eta, sizeof eta),
            p->paused == 1 ? "  paused" : "");
   fflush (fp);
@@ -218,7 +225,7 @@ progress_print_line (FILE *fp, const struct progress *p)
 
   fprintf (fp, "%s %s %.1f%% %" PRIu64 "/%" PRIu64 " blocks %.1f MB/s "
            "stalls %" PRIu64 " ETA %s%s\n", p->id, p->state,
-           100 * p->coverage, p->blocks_present, p->blocks_total, mbps (p),
+           percent (p), p->blocks_present, p->blocks_total, mbps (p),
            p->stalls, format_eta (p->eta_s, eta, sizeof eta),
            p->paused == 1 ? " paused" : "");
   fflush (fp);
@@ -276,7 +283,7 @@ progress_print_row (FILE *fp, const struct progress *p)
   else
     strcpy (limit, p->bandwidth_limit == 0 ? "none" : "-");
   fprintf (fp, "%-16s %-9s %7.1f%% %21s %11s %8" PRIu64 " %8s %6s %10s\n",
-           p->id, p->state, 100 * p->coverage, blocks, rate, p->stalls,
+           p->id, p->state, percent (p), blocks, rate, p->stalls,
            format_eta (p->eta_s, eta, sizeof eta),
            p->paused < 0 ? "-" : p->paused ? "yes" : "no", limit);
 }

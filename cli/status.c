@@ -18,6 +18,9 @@
  * readings at least that far apart. */
 #define STATS_PERIOD_US 1100000
 
+/* --watch waits this many tenths of a second for a missing stats file. */
+#define WATCH_WAIT_READINGS 50
+
 static volatile sig_atomic_t interrupted;
 
 static void
@@ -37,10 +40,11 @@ usage (FILE *fp)
 "source per second), STALLS (guest requests that waited for the\n"
 "source), ETA, PAUSED, LIMIT (the background copy's bandwidth cap).\n"
 "--watch: redraw every second until every volume shown is complete (or\n"
-"Ctrl-C).  --json: one object per volume per line, with id, state,\n"
-"blocks_total, blocks_present, coverage (0..1), rate_bytes_per_s,\n"
-"stalls, stall_us, hits, bytes_pulled, bytes_fetched, eta_s, paused,\n"
-"bandwidth_limit (null where the source of the figures does not say).\n"
+"Ctrl-C); one volume: a progress bar on a terminal, else a line a second.\n"
+"--json: one object per volume per line, with id, state, blocks_total,\n"
+"blocks_present, coverage (0..1), rate_bytes_per_s, stalls, stall_us,\n"
+"hits, bytes_pulled, bytes_fetched, eta_s, paused, bandwidth_limit\n"
+"(null where the source of the figures does not say).\n"
 "Exits 1 if a volume is unknown or its figures cannot be read.\n");
 }
 
@@ -61,6 +65,19 @@ print_volumes (const struct status_opts *o, const struct progress *p,
 {
   int all_complete = 1;
 
+  /* One volume watched: what migrate shows, a bar on a terminal, a
+   * line a second otherwise. */
+  if (o->watch && !o->json && n == 1) {
+    int complete = strcmp (p[0].state, "complete") == 0;
+
+    if (o->tty)
+      progress_print_bar (stdout, &p[0]);
+    else
+      progress_print_line (stdout, &p[0]);
+    if (o->tty && complete)
+      putchar ('\n');
+    return complete;
+  }
   if (o->watch && o->tty)
     fputs ("\033[H\033[J", stdout);      /* redraw in place */
   if (!o->json)
@@ -96,8 +113,14 @@ status_from_stats (const struct status_opts *o, const char *id,
   }
   for (int reading = 0; ; reading++) {
     progress_init (&p, id);
-    if (progress_read_stats (&p, path, err, sizeof err) == -1)
+    if (progress_read_stats (&p, path, err, sizeof err) == -1) {
+      /* A filter just started writes its first stats a moment later. */
+      if (o->watch && reading < WATCH_WAIT_READINGS && !interrupted) {
+        usleep (100000);
+        continue;
+      }
       return die ("%s", err);
+    }
     rate_meter_add (&meter, &p);
     /* Once: a second reading for the rate while copying. */
     if (!o->watch && reading == 0 && strcmp (p.state, "complete") != 0 &&

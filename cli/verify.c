@@ -3,7 +3,7 @@
  * The disk is cut into chunks; each chunk is read from both sides and
  * compared by SHA-256 (libcrypto), by several threads at once, each with
  * its own NBD connections, so a long link or a slow disk is kept busy.
- * Chunks both sides call zero in their allocation map (NBD
+ * Ranges both sides call zero in their allocation map (NBD
  * base:allocation, or SEEK_DATA/SEEK_HOLE for a local file) are not read:
  * a migrated disk is mostly holes on a sparse source, and reading
  * terabytes of zeroes twice would be the whole cost.  Where digests
@@ -66,6 +66,7 @@ struct verify {
   uint64_t chunk;
   int nthreads;
   struct ranges work;           /* union of both sides' data */
+  uint64_t work_bytes;
   pthread_mutex_t lock;
   pthread_cond_t finished;      /* a worker is done */
   /* Under lock: the work cursor, progress and results. */
@@ -88,7 +89,7 @@ usage (FILE *fp)
 "export URI against the shadow file FILE (--shadow) or an export serving\n"
 "it (--uri).  Chunks of SIZE bytes (default 1M, at most 32M) are read by\n"
 "N threads at once (--connections, default 4, each with its own\n"
-"connections).  Chunks that both sides' allocation maps (NBD\n"
+"connections).  Ranges that both sides' allocation maps (NBD\n"
 "base:allocation, SEEK_HOLE for a file) call zero are not read.\n"
 "Mismatching bytes are printed as ranges, \"mismatch: offset O length L\",\n"
 "differences closer than 512 bytes merged.  A terminal gets progress on\n"
@@ -245,30 +246,31 @@ ranges_normalise (struct ranges *r, uint64_t gap)
   r->n = n;
 }
 
-/* What must be read: the chunks, clipped to the compared size, that
- * either side's data touches. */
+/* What must be read: the ranges, clipped to the compared size, that
+ * either side's map says may hold data. */
 static int
 plan_work (struct verify *v)
 {
   for (int i = 0; i < 2; i++)
     for (size_t j = 0; j < v->side[i].data.n; j++) {
       struct range r = v->side[i].data.v[j];
-      uint64_t start = r.offset / v->chunk * v->chunk;
-      uint64_t end = r.offset + r.length;
 
-      if (start >= v->size)
+      if (r.offset >= v->size)
         continue;
-      end = (end + v->chunk - 1) / v->chunk * v->chunk;
-      if (end > v->size)
-        end = v->size;
-      if (ranges_add (&v->work, start, end - start) == -1)
+      if (r.length > v->size - r.offset)
+        r.length = v->size - r.offset;
+      if (ranges_add (&v->work, r.offset, r.length) == -1)
         return -1;
     }
   ranges_normalise (&v->work, 0);
+  for (size_t i = 0; i < v->work.n; i++)
+    v->work_bytes += v->work.v[i].length;
   return 0;
 }
 
-/* The next chunk to compare, or 0 when there is none left.  Under lock. */
+/* The next piece to compare, or 0 when there is none left: at most a
+ * chunk, never across a multiple of the chunk size, so that scattered
+ * data costs its own size, not a chunk each.  Under lock. */
 static int
 next_chunk (struct verify *v, uint64_t *offset, uint64_t *length)
 {
@@ -279,8 +281,10 @@ next_chunk (struct verify *v, uint64_t *offset, uint64_t *length)
     if (v->work_offset < r->offset)
       v->work_offset = r->offset;
     if (v->work_offset < end) {
+      uint64_t boundary = (v->work_offset / v->chunk + 1) * v->chunk;
+
       *offset = v->work_offset;
-      *length = end - *offset < v->chunk ? end - *offset : v->chunk;
+      *length = (end < boundary ? end : boundary) - *offset;
       v->work_offset += *length;
       return 1;
     }
@@ -437,10 +441,6 @@ open_side (struct verify *v, struct side *s, char *err, size_t errlen)
 static void
 wait_workers (struct verify *v, int show, const struct timespec *start)
 {
-  uint64_t skipped = v->size;
-
-  for (size_t i = 0; i < v->work.n; i++)
-    skipped -= v->work.v[i].length;
   for (;;) {
     int done;
     uint64_t hashed;
@@ -463,10 +463,10 @@ wait_workers (struct verify *v, int show, const struct timespec *start)
     pthread_mutex_unlock (&v->lock);
     if (show) {
       secs = seconds_since (start);
-      fprintf (stderr, "\rverify: %5.1f%%  %s compared, %.0f MB/s, "
+      fprintf (stderr, "\rverify: %5.1f%%  %s of %s of data, %.0f MB/s, "
                "%zu mismatching\033[K",
-               v->size ? 100.0 * (hashed + skipped) / v->size : 100.0,
-               human_size (hashed + skipped),
+               v->work_bytes ? 100.0 * hashed / v->work_bytes : 100.0,
+               human_size (hashed), human_size (v->work_bytes),
                secs > 0 ? hashed / secs / 1e6 : 0.0, nmis);
       if (done)
         fputc ('\n', stderr);
@@ -479,14 +479,12 @@ wait_workers (struct verify *v, int show, const struct timespec *start)
 static void
 print_result (const struct verify *v, int json, double secs)
 {
-  uint64_t mismatched = 0, skipped = v->size;
+  uint64_t mismatched = 0, skipped = v->size - v->work_bytes;
   int identical = v->mismatches.n == 0 &&
     v->side[0].size == v->side[1].size;
 
   for (size_t i = 0; i < v->mismatches.n; i++)
     mismatched += v->mismatches.v[i].length;
-  for (size_t i = 0; i < v->work.n; i++)
-    skipped -= v->work.v[i].length;
   if (json) {
     printf ("{\"identical\": %s, \"size\": %" PRIu64 ", \"source_size\": %"
             PRIi64 ", \"shadow_size\": %" PRIi64 ", \"chunk\": %" PRIu64

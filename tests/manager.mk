@@ -5,7 +5,8 @@
 MANAGER_TESTS = \
 	test-manager-help.sh \
 	test-manager-verify.sh \
-	test-manager-migrate.sh
+	test-manager-migrate.sh \
+	test-manager-demo.sh
 
 TESTS += $(MANAGER_TESTS)
 EXTRA_DIST += $(MANAGER_TESTS)
