@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "clock.h"
 #include "learner.h"
 #include "sim.h"
 
@@ -34,7 +35,7 @@ extern int parse_duration (const char *s, double *out);
 /* "1.50 GiB": binary units, three significant digits.  The result is
  * one of a few static buffers: the main thread's use only. */
 extern const char *human_size (uint64_t bytes);
-extern double seconds_since (const struct timespec *start);
+extern double seconds_since (uint64_t start_ns);   /* since time_ns () */
 /* Print "KEY": V followed by SEP, with null for a NaN or infinity (JSON
  * has neither). */
 extern void print_json_number (const char *key, double v, const char *sep);

@@ -443,7 +443,7 @@ nbdkit_exited (struct migration *m, char *err, size_t len)
 static int
 wait_serving (struct migration *m)
 {
-  struct timespec start;
+  uint64_t start;
   char err[1024];
   char uri[sizeof m->uri + 16];
 
@@ -454,7 +454,7 @@ wait_serving (struct migration *m)
     snprintf (uri, sizeof uri, "nbd://[::1]:%s/", m->port);
   else
     snprintf (uri, sizeof uri, "%s", m->uri);
-  clock_gettime (CLOCK_MONOTONIC, &start);
+  start = time_ns ();
   for (;;) {
     struct nbd_handle *h = nbd_create ();
     int ok = h && nbd_connect_uri (h, uri) == 0 && nbd_get_size (h) >= 0;
@@ -467,7 +467,7 @@ wait_serving (struct migration *m)
       return 0;
     if (nbdkit_exited (m, err, sizeof err))
       return die ("nbdkit did not start: %s", err), -1;
-    if (seconds_since (&start) > START_TIMEOUT)
+    if (seconds_since (start) > START_TIMEOUT)
       return die ("nbdkit (pid %d) does not serve %s after %.0f s; see %s",
                   (int) m->pid, m->uri, START_TIMEOUT, m->log), -1;
     usleep (50000);
@@ -503,7 +503,7 @@ watch (struct migration *m)
 {
   int tty = !m->json && isatty (STDOUT_FILENO);
   struct rate_meter meter = { 0 };
-  struct timespec last = { 0 };
+  uint64_t last = 0;
   struct progress p;
   char err[1024];
 
@@ -519,12 +519,12 @@ watch (struct migration *m)
        * go out once a second. */
       if (tty)
         progress_print_bar (stdout, &p);
-      else if (complete || !last.tv_sec || seconds_since (&last) >= 1) {
+      else if (complete || !last || seconds_since (last) >= 1) {
         if (m->json)
           progress_print_json (stdout, &p);
         else
           progress_print_line (stdout, &p);
-        clock_gettime (CLOCK_MONOTONIC, &last);
+        last = time_ns ();
       }
       if (complete)
         break;

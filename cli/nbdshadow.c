@@ -71,11 +71,9 @@ parse_duration (const char *s, double *out)
 }
 
 double
-seconds_since (const struct timespec *start)
+seconds_since (uint64_t start_ns)
 {
-  struct timespec now;
-  clock_gettime (CLOCK_MONOTONIC, &now);
-  return (now.tv_sec - start->tv_sec) + (now.tv_nsec - start->tv_nsec) / 1e9;
+  return (time_ns () - start_ns) / 1e9;
 }
 
 const char *

@@ -138,12 +138,9 @@ progress_read_stats (struct progress *p, const char *path, char *err,
 void
 rate_meter_add (struct rate_meter *m, struct progress *p)
 {
-  struct timespec now;
-  double t, dt;
+  double t = time_ns () / 1e9, dt;
   size_t oldest;
 
-  clock_gettime (CLOCK_MONOTONIC, &now);
-  t = now.tv_sec + now.tv_nsec / 1e9;
   /* A reading identical to the last one (the stats file is rewritten
    * once a second) adds nothing but would shorten the window. */
   if (m->n && m->blocks[(m->n - 1) % RATE_SAMPLES] == p->blocks_present &&

@@ -64,7 +64,7 @@ struct replay {
   double speed;                 /* 0: as fast as possible */
   size_t max_inflight;
   int can_trim, can_flush;
-  struct timespec start;
+  uint64_t start;               /* time_ns () */
   size_t next;                  /* index of the next request to issue */
   struct request *inflight;     /* issued, not yet completed */
   struct request *done;         /* completed, not yet accounted for */
@@ -222,7 +222,7 @@ request_completed (void *opaque, int *error)
   struct request *rq = opaque;
   struct replay *rp = rq->rp;
 
-  rq->completed = seconds_since (&rp->start);
+  rq->completed = seconds_since (rp->start);
   rq->error = *error;
   rq->done = 1;
   list_remove (&rp->inflight, rq);
@@ -342,7 +342,7 @@ issue (struct replay *rp, const struct trace_rec *r)
     rp->inflight_max = rp->ninflight;
   rp->nissued++;
 
-  rq->issued = seconds_since (&rp->start);
+  rq->issued = seconds_since (rp->start);
   switch (r->op) {
   case TRACE_READ:
     cookie = nbd_aio_pread (rp->h, rq->buf, r->length, r->offset, cb, 0);
@@ -429,9 +429,9 @@ run (struct replay *rp, int show_progress)
   const struct trace *t = rp->t;
   double next_progress = PROGRESS_INTERVAL;
 
-  clock_gettime (CLOCK_MONOTONIC, &rp->start);
+  rp->start = time_ns ();
   while (rp->next < t->n || rp->ninflight) {
-    double now = seconds_since (&rp->start), wait = -1;
+    double now = seconds_since (rp->start), wait = -1;
 
     while (rp->next < t->n) {
       const struct trace_rec *r = &t->recs[rp->next];
@@ -456,7 +456,7 @@ run (struct replay *rp, int show_progress)
       if (issue (rp, r) == -1)
         return -1;
       rp->next++;
-      now = seconds_since (&rp->start);
+      now = seconds_since (rp->start);
     }
     retire_completed (rp);
     if (rp->next == t->n && rp->ninflight == 0)
@@ -466,14 +466,14 @@ run (struct replay *rp, int show_progress)
     if (poll_socket (rp, wait) == -1)
       return -1;
     retire_completed (rp);
-    if (show_progress && seconds_since (&rp->start) >= next_progress) {
+    if (show_progress && seconds_since (rp->start) >= next_progress) {
       fprintf (stderr, "nbdshadow replay: %.0f s: %zu of %zu requests "
                "issued, %zu in flight, %zu errors\n", next_progress,
                rp->next, t->n, rp->ninflight, rp->errors);
       next_progress += PROGRESS_INTERVAL;
     }
   }
-  rp->duration = seconds_since (&rp->start);
+  rp->duration = seconds_since (rp->start);
   return 0;
 }
 

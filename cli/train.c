@@ -27,16 +27,16 @@ train_model_file (const char *trace_path, const struct train_options *topts,
 {
   struct trace t = { 0 };
   struct model *m = NULL;
-  struct timespec start;
+  uint64_t start;
   char err[LEARNER_ERRLEN];
   int status = -1;
   double secs;
 
   if (trace_load_csv (trace_path, &t, err) == -1)
     return die ("%s", err), -1;
-  clock_gettime (CLOCK_MONOTONIC, &start);
+  start = time_ns ();
   m = model_train (&t, topts, err);
-  secs = seconds_since (&start);
+  secs = seconds_since (start);
   if (!m) {
     die ("train: %s", err);
     goto out;

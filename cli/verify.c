@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 
 #include "cli.h"
+#include "fullio.h"
 
 #define DEFAULT_CHUNK (1024 * 1024)
 #define MAX_CHUNK (32 * 1024 * 1024)    /* the largest NBD read we send */
@@ -334,16 +335,11 @@ read_side (struct side *s, struct nbd_handle *h, void *buf, uint64_t length,
     }
     return 0;
   }
-  for (uint64_t done = 0; done < length; ) {
-    ssize_t n = pread (s->fd, (char *) buf + done, length - done,
-                       offset + done);
-    if (n <= 0) {
-      snprintf (err, errlen, "%s: read at %" PRIu64 ": %s", s->name,
-                offset + done, n == 0 ? "unexpected end of file"
-                : strerror (errno));
-      return -1;
-    }
-    done += n;
+  ssize_t n = full_pread (s->fd, buf, length, offset);
+  if (n != (ssize_t) length) {
+    snprintf (err, errlen, "%s: read at %" PRIu64 ": %s", s->name, offset,
+              n >= 0 ? "unexpected end of file" : strerror (errno));
+    return -1;
   }
   return 0;
 }
@@ -439,21 +435,15 @@ open_side (struct verify *v, struct side *s, char *err, size_t errlen)
 
 /* Progress on stderr (a terminal) until every worker is done. */
 static void
-wait_workers (struct verify *v, int show, const struct timespec *start)
+wait_workers (struct verify *v, int show, uint64_t start)
 {
   for (;;) {
     int done;
     uint64_t hashed;
     size_t nmis;
     double secs;
-    struct timespec until;
+    struct timespec until = deadline_after_ms (CLOCK_REALTIME, 200);
 
-    clock_gettime (CLOCK_REALTIME, &until);
-    until.tv_nsec += 200000000;
-    if (until.tv_nsec >= 1000000000) {
-      until.tv_sec++;
-      until.tv_nsec -= 1000000000;
-    }
     pthread_mutex_lock (&v->lock);
     if (v->done_threads < v->nthreads)
       pthread_cond_timedwait (&v->finished, &v->lock, &until);
@@ -545,7 +535,7 @@ cmd_verify (int argc, char **argv)
   };
   const char *shadow_file = NULL, *shadow_uri = NULL;
   pthread_t threads[MAX_CONNECTIONS];
-  struct timespec start;
+  uint64_t start;
   char err[512];
   int c, json = 0, status = 2;
   uint64_t n;
@@ -582,7 +572,7 @@ cmd_verify (int argc, char **argv)
     return die ("--tls-psk and --tls-certificates exclude each other"), 2;
   v.side[1].name = shadow_file ? shadow_file : shadow_uri;
   v.side[1].uri = shadow_uri;
-  clock_gettime (CLOCK_MONOTONIC, &start);
+  start = time_ns ();
   for (int i = 0; i < 2; i++)
     if (open_side (&v, &v.side[i], err, sizeof err) == -1) {
       die ("%s", err);
@@ -607,7 +597,7 @@ cmd_verify (int argc, char **argv)
       break;
     }
   }
-  wait_workers (&v, !json && isatty (STDERR_FILENO), &start);
+  wait_workers (&v, !json && isatty (STDERR_FILENO), start);
   for (int i = 0; i < v.nthreads; i++)
     pthread_join (threads[i], NULL);
   if (v.error[0]) {
@@ -615,7 +605,7 @@ cmd_verify (int argc, char **argv)
     goto out;
   }
   ranges_normalise (&v.mismatches, MERGE_GAP);
-  print_result (&v, json, seconds_since (&start));
+  print_result (&v, json, seconds_since (start));
   status = v.mismatches.n == 0 && v.side[0].size == v.side[1].size ? 0 : 1;
  out:
   for (int i = 0; i < 2; i++) {

@@ -22,23 +22,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "bits.h"
+#include "clock.h"
 #include "order.h"
 #include "sim.h"
 #include "u64map.h"
 
 #define BATCH 64
-
-static int
-bit_get (const uint64_t *map, uint64_t i)
-{
-  return (map[i / 64] >> (i % 64)) & 1;
-}
-
-static void
-bit_set (uint64_t *map, uint64_t i)
-{
-  map[i / 64] |= 1ULL << (i % 64);
-}
 
 static uint64_t *
 bitmap_new (uint64_t nbits)
@@ -79,7 +69,7 @@ sim_prepare (struct sim_scenario *s, const struct trace *history,
     if (!trace_rec_blocks (&future->recs[i], bs, &first, &last))
       continue;
     for (uint64_t b = first; b <= last; b++) {
-      if (bit_get (seen, b))
+      if (bit_test (seen, b))
         continue;
       bit_set (seen, b);
       if (s->noracle == oracle_cap) {
@@ -210,7 +200,7 @@ written_covers (const struct written *w, uint64_t b, uint64_t from,
   if (i == U64MAP_NONE)
     return 0;
   for (uint64_t sec = from; sec < to; sec++)
-    if (!bit_get (&w->masks[i * w->words], sec))
+    if (!bit_test (&w->masks[i * w->words], sec))
       return 0;
   return 1;
 }
@@ -248,13 +238,13 @@ struct run {
 static int
 is_claimed (void *ctx, uint64_t block)
 {
-  return bit_get (((struct run *) ctx)->claimed, block);
+  return bit_test (((struct run *) ctx)->claimed, block);
 }
 
 static void
 claim (struct run *r, uint64_t block)
 {
-  if (bit_get (r->claimed, block))
+  if (bit_test (r->claimed, block))
     return;
   bit_set (r->claimed, block);
   r->unclaimed--;
@@ -263,7 +253,7 @@ claim (struct run *r, uint64_t block)
 static void
 mark_present (struct run *r, uint64_t block, double now)
 {
-  if (bit_get (r->present, block))
+  if (bit_test (r->present, block))
     return;
   claim (r, block);
   bit_set (r->present, block);
@@ -294,14 +284,6 @@ arrival_of (const struct run *r, uint64_t block)
   abort ();                     /* claimed, not present: must be in flight */
 }
 
-static double
-now_us (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
 /* Let the background copy choose every pull it would have chosen before
  * time NOW (one RTT ahead of its transfer). */
 static void
@@ -313,9 +295,9 @@ pull_until (struct run *r, struct order *o, double now)
     double room = ceil ((now + r->rtt - r->link_free) / r->xfer);
     size_t want = room < BATCH ? (size_t) room : BATCH, n;
 
-    double start = now_us ();
+    double start = (time_ns () / 1e3);
     n = order_next (o, blocks, want, is_claimed, r);
-    r->next_time += now_us () - start;
+    r->next_time += (time_ns () / 1e3) - start;
     if (n == 0)
       break;                    /* policy none: the link idles */
     for (size_t i = 0; i < n; i++) {
@@ -421,9 +403,9 @@ sim_run (const struct sim_scenario *s, const char *policy,
       for (uint64_t b = first; b <= last; b++) {
         uint64_t from, to;
         sectors_of (q, b, bs, &from, &to);
-        if (bit_get (r.present, b) || written_covers (&r.written, b, from, to))
+        if (bit_test (r.present, b) || written_covers (&r.written, b, from, to))
           continue;
-        if (!bit_get (r.claimed, b))
+        if (!bit_test (r.claimed, b))
           fetch[nfetch++] = b;
         else
           until = fmax (until, arrival_of (&r, b));
@@ -447,14 +429,14 @@ sim_run (const struct sim_scenario *s, const char *policy,
       for (uint64_t b = first; b <= last; b++) {
         uint64_t from, to;
         sectors_of (q, b, bs, &from, &to);
-        if (!bit_get (r.present, b) &&
+        if (!bit_test (r.present, b) &&
             written_add (&r.written, b, from, to) == -1)
           r.oom = 1;
       }
     }
-    t_obs = now_us ();
+    t_obs = (time_ns () / 1e3);
     order_observe (o, q->ts_us, first, last, q->op != TRACE_READ, hit);
-    observe_time += now_us () - t_obs;
+    observe_time += (time_ns () / 1e3) - t_obs;
   }
   if (r.oom) {
     snprintf (err, LEARNER_ERRLEN, "out of memory");

@@ -9,24 +9,17 @@
  * whoever next uses the order (the engine wanting a block, or the
  * housekeeping thread once a second) feeds the ring to order_observe
  * first.  A full ring drops observations (counted): the model then
- * learns from fewer requests, nothing else is lost.
- *
- * The same requests can be recorded, as the canonical trace CSV
- * (shadow-record), to train the next model from this migration.
- * Recording stops at switchover, so the file does not grow for the
- * lifetime of the VM.
+ * learns from fewer requests, nothing else is lost.  The same requests
+ * go to the recorder (record.c) when shadow-record is given.
  */
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <nbdkit-filter.h>
 
+#include "clock.h"
 #include "engine.h"
 #include "model.h"
 #include "order.h"
@@ -55,11 +48,6 @@ predict_config (const char *key, const char *value)
     free (model_file);
     model_file = nbdkit_absolute_path (value);
     return model_file ? 1 : -1;
-  }
-  if (strcmp (key, "shadow-record") == 0) {
-    free (shadow.record_file);
-    shadow.record_file = nbdkit_absolute_path (value);
-    return shadow.record_file ? 1 : -1;
   }
   if (strcmp (key, "shadow-block-size") == 0)
     block_size_given = true;    /* and let shadow.c parse it */
@@ -142,14 +130,6 @@ static _Atomic bool observing;
 static _Atomic uint64_t guest_ns, guest_requests;
 static _Atomic uint64_t model_ns, model_calls;
 
-static uint64_t
-clock_ns (clockid_t clock)
-{
-  struct timespec ts;
-  clock_gettime (clock, &ts);
-  return ts.tv_sec * UINT64_C (1000000000) + ts.tv_nsec;
-}
-
 static void
 ring_push (uint64_t now_us, uint64_t first, uint64_t last, bool is_write,
            bool was_hit)
@@ -202,7 +182,7 @@ static bool
 order_next_block (struct engine_order *self, uint64_t *b)
 {
   size_t n = 0;
-  uint64_t t0 = clock_ns (CLOCK_MONOTONIC);
+  uint64_t t0 = time_ns ();
 
   pthread_mutex_lock (&order_lock);
   if (order) {
@@ -213,7 +193,7 @@ order_next_block (struct engine_order *self, uint64_t *b)
     n = order_next (order, b, 1, present_for_order, NULL);
   }
   pthread_mutex_unlock (&order_lock);
-  atomic_fetch_add_explicit (&model_ns, clock_ns (CLOCK_MONOTONIC) - t0,
+  atomic_fetch_add_explicit (&model_ns, time_ns () - t0,
                              memory_order_relaxed);
   atomic_fetch_add_explicit (&model_calls, 1, memory_order_relaxed);
   return n == 1;
@@ -272,123 +252,6 @@ predict_tick (void)
   pthread_mutex_unlock (&order_lock);
 }
 
-/* ---- recording ---- */
-
-#define RECORD_HEADER "ts_us,op,offset,length\n"
-#define RECORD_BUFFER 65536
-
-static int record_fd = -1;
-static char record_buf[RECORD_BUFFER];
-static size_t record_len;
-static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
-static _Atomic bool recording;
-static uint64_t recorded;
-static bool record_created;     /* by this start: removed if it fails */
-
-/* Called with record_lock held. */
-static void
-record_write_out (void)
-{
-  size_t done = 0;
-
-  while (done < record_len) {
-    ssize_t r = write (record_fd, record_buf + done, record_len - done);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1) {
-      nbdkit_error ("shadow-record: %s: %m; recording stopped",
-                    shadow.record_file);
-      atomic_store (&recording, false);
-      break;
-    }
-    done += r;
-  }
-  record_len = 0;
-}
-
-/* Open the record file before the fork.  An existing trace is appended
- * to (a restart continues the migration); anything else is refused
- * rather than overwritten.
- */
-int
-predict_get_ready (void)
-{
-  char head[sizeof RECORD_HEADER - 1];
-  ssize_t n;
-
-  if (shadow.record_file == NULL)
-    return 0;
-  record_fd = open (shadow.record_file, O_RDWR | O_APPEND | O_CLOEXEC);
-  if (record_fd == -1 && errno == ENOENT) {
-    record_fd = open (shadow.record_file,
-                      O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    record_created = record_fd >= 0;
-  }
-  if (record_fd == -1) {
-    nbdkit_error ("shadow-record: %s: %m", shadow.record_file);
-    return -1;
-  }
-  n = pread (record_fd, head, sizeof head, 0);
-  if (n == 0)
-    n = write (record_fd, RECORD_HEADER, sizeof RECORD_HEADER - 1)
-        == sizeof RECORD_HEADER - 1 ? 0 : -1;
-  else if (n != sizeof head || memcmp (head, RECORD_HEADER, sizeof head) != 0) {
-    nbdkit_error ("shadow-record: %s exists and is not a trace CSV "
-                  "(header ts_us,op,offset,length); refusing to overwrite it",
-                  shadow.record_file);
-    return -1;
-  }
-  if (n == -1) {
-    nbdkit_error ("shadow-record: %s: %m", shadow.record_file);
-    return -1;
-  }
-  atomic_store (&recording, true);
-  return 0;
-}
-
-static void
-record (char op, uint64_t offset, uint32_t count)
-{
-  pthread_mutex_lock (&record_lock);
-  if (atomic_load_explicit (&recording, memory_order_relaxed)) {
-    /* The time is taken under the lock, so the file is in time order. */
-    uint64_t ts_us = clock_ns (CLOCK_REALTIME) / 1000;
-    record_len += snprintf (record_buf + record_len, 64,
-                            "%" PRIu64 ",%c,%" PRIu64 ",%" PRIu32 "\n",
-                            ts_us, op, offset, count);
-    recorded++;
-    if (record_len > RECORD_BUFFER - 64)
-      record_write_out ();
-  }
-  pthread_mutex_unlock (&record_lock);
-}
-
-/* Start-up failed: a record file this start created holds nothing. */
-void
-predict_forget_unused (void)
-{
-  if (record_created && recorded == 0)
-    unlink (shadow.record_file);
-}
-
-/* Write what is buffered; at switchover, stop. */
-void
-predict_flush_record (bool stop)
-{
-  pthread_mutex_lock (&record_lock);
-  if (record_fd >= 0) {
-    if (atomic_load (&recording))
-      record_write_out ();
-    if (stop) {
-      atomic_store (&recording, false);
-      if (close (record_fd) == -1)
-        nbdkit_error ("shadow-record: %s: %m", shadow.record_file);
-      record_fd = -1;
-    }
-  }
-  pthread_mutex_unlock (&record_lock);
-}
-
 /* ---- the guest's side ---- */
 
 /* A guest request (op as in the trace CSV) is about to be served.  A
@@ -401,12 +264,12 @@ predict_guest_request (char op, uint64_t offset, uint32_t count)
 {
   bool obs = atomic_load_explicit (&observing, memory_order_relaxed) &&
              count > 0 && op != 'F';
-  bool rec = atomic_load_explicit (&recording, memory_order_relaxed);
+  bool rec = record_active ();
   uint64_t t0;
 
   if (!obs && !rec)
     return;
-  t0 = clock_ns (CLOCK_MONOTONIC);
+  t0 = time_ns ();
   if (obs) {
     uint64_t first = offset >> shadow.block_shift;
     uint64_t last = (offset + count - 1) >> shadow.block_shift;
@@ -414,8 +277,8 @@ predict_guest_request (char op, uint64_t offset, uint32_t count)
                op != 'R' || blocks_are_present (first, last));
   }
   if (rec)
-    record (op, offset, count);
-  atomic_fetch_add_explicit (&guest_ns, clock_ns (CLOCK_MONOTONIC) - t0,
+    record_request (op, offset, count);
+  atomic_fetch_add_explicit (&guest_ns, time_ns () - t0,
                              memory_order_relaxed);
   atomic_fetch_add_explicit (&guest_requests, 1, memory_order_relaxed);
 }
@@ -425,24 +288,18 @@ void
 predict_stats (FILE *fp)
 {
   uint64_t gn = atomic_load (&guest_requests), mn = atomic_load (&model_calls);
-  uint64_t rec;
 
-  pthread_mutex_lock (&record_lock);
-  rec = recorded;
-  pthread_mutex_unlock (&record_lock);
   fprintf (fp, ", \"guest_path_ns\": %" PRIu64 ", \"order_ns\": %" PRIu64
-           ", \"observations_dropped\": %" PRIu64 ", \"recorded\": %" PRIu64,
+           ", \"observations_dropped\": %" PRIu64,
            gn ? atomic_load (&guest_ns) / gn : 0,
            mn ? atomic_load (&model_ns) / mn : 0,
-           (uint64_t) atomic_load (&dropped), rec);
+           (uint64_t) atomic_load (&dropped));
 }
 
 void
 predict_unload (void)
 {
-  predict_flush_record (true);
   model_free (model);
   model = NULL;
   free (model_file);
-  free (shadow.record_file);
 }

@@ -19,6 +19,8 @@
 
 #include "shadow.h"
 
+struct shadow shadow;
+
 /* Parameters from DESIGN.md that later parts of nbdshadow implement:
  * refused with a clear message rather than silently ignored.
  */
@@ -31,6 +33,7 @@ shadow_unload (void)
   free (shadow.state_file);
   free (shadow.stats_file);
   upstream_unload ();
+  record_unload ();
   predict_unload ();
 }
 
@@ -88,6 +91,8 @@ shadow_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
   int r = upstream_config (key, value);
   if (r == 0)
     r = predict_config (key, value);
+  if (r == 0)
+    r = record_config (key, value);
   if (r != 0)
     return r == 1 ? 0 : -1;
   if (strncmp (key, "shadow-", 7) != 0)
@@ -163,7 +168,7 @@ shadow_get_ready (int thread_model)
   shadow.shadow_fd = shadow.state_fd = -1;
   if (store_open () == -1)
     return -1;
-  if (statefile_open () == -1 || predict_get_ready () == -1) {
+  if (statefile_open () == -1 || record_get_ready () == -1) {
     store_forget_unused ();
     return -1;
   }
@@ -214,12 +219,12 @@ shadow_after_fork (nbdkit_backend *backend)
   }
   /* Recording covers the migration only: a complete shadow has none. */
   if (shadow.complete)
-    predict_flush_record (true);
-  if (upstream_start () == -1 || stats_start () == -1)
+    record_flush (true);
+  if (upstream_start () == -1 || housekeeping_start () == -1)
     goto fail;
   return 0;
  fail:
-  predict_forget_unused ();
+  record_forget_unused ();
   return -1;
 }
 
@@ -228,9 +233,9 @@ shadow_cleanup (nbdkit_backend *backend)
 {
   int err;
 
-  stats_stop ();
+  housekeeping_stop ();
   upstream_close ();            /* no pull lands after the checkpoint */
-  predict_flush_record (true);
+  record_flush (true);
   if (shadow.present)
     statefile_checkpoint (&err);
   stats_write_file ();

@@ -4,18 +4,28 @@
  * on a remote source.  Every block is ABSENT (only on the source),
  * FETCHING (a read from the source is in flight) or PRESENT (the shadow
  * holds the data; the source is never asked again).  The rules that keep
- * guest data safe are in blockmap.c; this header holds the types shared
- * by the pieces of the filter:
+ * guest data safe are in blockmap.c and fetch.c; this header holds the
+ * types shared by the pieces of the filter:
  *
  *   shadow.c     nbdkit callbacks: parameters, metadata, the data path
- *   blockmap.c   present bitmap, pending blocks, sector masks, fetch/claim
+ *   blockmap.c   present bitmap, pending blocks, sector masks, guest
+ *                writes (claim/commit)
+ *   fetch.c      fetching from the source: demand reads, the engine's
+ *                pulls, holes
  *   store.c      the shadow file (data)
  *   statefile.c  the state file (which blocks are PRESENT), durability
  *   upstream.c   glue to the shadowing engine (proxy/): the source's
- *                address and TLS, demand reads, holes, switchover
+ *                address and TLS, demand reads, extents, switchover
  *   predict.c    the pull order from the learner (learner/), fed with
- *                every guest request; recording them
- *   stats.c      counters, the stats file, the periodic checkpoint
+ *                every guest request
+ *   record.c     the recorder: guest requests to a trace CSV
+ *                (shadow-record)
+ *   stats.c      the stats file (shadow-stats)
+ *   housekeeping.c  the thread doing the periodic work: model upkeep,
+ *                record flush, checkpoint, switchover, stats file
+ *
+ * Helpers shared with the rest of nbdshadow (clock, bits, whole reads
+ * and writes) are in common/.
  */
 
 #ifndef NBDSHADOW_SHADOW_H
@@ -26,6 +36,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <pthread.h>
+
+#include "bits.h"
 
 struct engine_order;
 
@@ -96,7 +108,6 @@ struct shadow {
   char *shadow_file;
   char *state_file;
   char *stats_file;
-  char *record_file;
   uint32_t block_size;
   unsigned block_shift;
   const char *policy;
@@ -138,8 +149,7 @@ static inline uint32_t block_length (uint64_t b)
 }
 static inline bool block_is_present (uint64_t b)
 {
-  return (atomic_load_explicit (&shadow.present[b / 64], memory_order_acquire)
-          >> (b % 64)) & 1;
+  return bit_test_acquire (shadow.present, b);
 }
 
 /* The fast path of every request: are all its blocks local already? */
@@ -154,7 +164,7 @@ static inline bool blocks_are_present (uint64_t first, uint64_t last)
 /* shadow.c */
 extern int64_t shadow_parse_size (const char *key, const char *value);
 
-/* blockmap.c */
+/* blockmap.c, fetch.c */
 extern int blockmap_init (void);
 extern void blockmap_free (void);
 extern void blockmap_mark_present (uint64_t b);
@@ -170,7 +180,6 @@ extern int blockmap_end_pull (void *const *tokens, uint64_t n, const void *data,
 extern uint64_t blockmap_install_holes (uint64_t first, uint64_t n);
 typedef void (*partial_fn) (uint64_t b, const uint64_t *written, void *opaque);
 extern void blockmap_foreach_partial (partial_fn fn, void *opaque);
-extern uint64_t time_us (void);
 
 /* store.c */
 extern int store_open (void);
@@ -205,19 +214,28 @@ extern void upstream_switchover_check (void);
 /* predict.c */
 extern int predict_config (const char *key, const char *value);
 extern int predict_config_complete (void);
-extern int predict_get_ready (void);
 extern struct engine_order *predict_order_new (void);
 extern void predict_guest_request (char op, uint64_t offset, uint32_t count);
 extern void predict_tick (void);
-extern void predict_flush_record (bool stop);
-extern void predict_forget_unused (void);
 extern void predict_stats (FILE *fp);
 extern void predict_unload (void);
 
+/* record.c */
+extern int record_config (const char *key, const char *value);
+extern int record_get_ready (void);
+extern bool record_active (void);
+extern void record_request (char op, uint64_t offset, uint32_t count);
+extern void record_flush (bool stop);
+extern void record_forget_unused (void);
+extern void record_stats (FILE *fp);
+extern void record_unload (void);
+
 /* stats.c */
-extern int stats_start (void);
-extern void stats_stop (void);
 extern void stats_write_file (void);
-extern void stats_wake (void);
+
+/* housekeeping.c */
+extern int housekeeping_start (void);
+extern void housekeeping_stop (void);
+extern void housekeeping_wake (void);
 
 #endif /* NBDSHADOW_SHADOW_H */

@@ -30,6 +30,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "fullio.h"
 #include "shadow.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -87,40 +88,6 @@ record_bytes (void)
   return sizeof (uint64_t) * (1 + shadow.mask_words);
 }
 
-static int
-full_pread (int fd, void *buf, size_t len, uint64_t off)
-{
-  char *p = buf;
-  while (len > 0) {
-    ssize_t r = pread (fd, p, len, off);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      return -1;
-    p += r;
-    len -= r;
-    off += r;
-  }
-  return 0;
-}
-
-static int
-full_pwrite (int fd, const void *buf, size_t len, uint64_t off)
-{
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t r = pwrite (fd, p, len, off);
-    if (r == -1 && errno == EINTR)
-      continue;
-    if (r == -1)
-      return -1;
-    p += r;
-    len -= r;
-    off += r;
-  }
-  return 0;
-}
-
 /* Before the fork: open the state file if there is one and check that it
  * is ours and fits the parameters.  Geometry checks against the source
  * come later, in statefile_attach.
@@ -150,7 +117,7 @@ statefile_open (void)
     return 0;
   }
 
-  if (full_pread (shadow.state_fd, &header, sizeof header, 0) == -1 ||
+  if (full_pread (shadow.state_fd, &header, sizeof header, 0) != (ssize_t) sizeof header ||
       memcmp (header.magic, STATE_MAGIC, 8) != 0) {
     nbdkit_error ("shadow-state: %s is not an nbdshadow state file",
                   shadow.state_file);
@@ -279,7 +246,7 @@ load_journal (void)
   for (int i = 0; i < 2; i++) {
     struct journal_head *h = (struct journal_head *) buf;
     unsigned char sum[32];
-    if (full_pread (shadow.state_fd, buf, slot, header.journal_offset + i * slot) == -1)
+    if (full_pread (shadow.state_fd, buf, slot, header.journal_offset + i * slot) != (ssize_t) slot)
       continue;
     if (memcmp (h->magic, JOURNAL_MAGIC, 8) != 0 ||
         h->mask_words != shadow.mask_words || h->count > SHADOW_MAX_PARTIAL)
@@ -312,7 +279,7 @@ load_bitmap (void)
   uint64_t count = 0;
 
   if (full_pread (shadow.state_fd, (void *) shadow.present, words * 8,
-                  header.bitmap_offset) == -1) {
+                  header.bitmap_offset) != (ssize_t) (words * 8)) {
     nbdkit_error ("shadow-state: %s: cannot read the bitmap", shadow.state_file);
     return -1;
   }

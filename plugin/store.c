@@ -15,6 +15,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "fullio.h"
 #include "shadow.h"
 
 int
@@ -45,43 +46,25 @@ store_forget_unused (void)
 int
 store_pread (void *buf, uint32_t count, uint64_t offset, int *err)
 {
-  char *p = buf;
-  while (count > 0) {
-    ssize_t r = pread (shadow.shadow_fd, p, count, offset);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      *err = errno;
-      nbdkit_error ("shadow-file: read: %m");
-      return -1;
-    }
-    if (r == 0) {               /* past the end of a short file: zeros */
-      memset (p, 0, count);
-      return 0;
-    }
-    p += r;
-    count -= r;
-    offset += r;
+  ssize_t r = full_pread (shadow.shadow_fd, buf, count, offset);
+
+  if (r == -1) {
+    *err = errno;
+    nbdkit_error ("shadow-file: read: %m");
+    return -1;
   }
+  /* Past the end of a short file: zeros. */
+  memset ((char *) buf + r, 0, count - r);
   return 0;
 }
 
 int
 store_pwrite (const void *buf, uint32_t count, uint64_t offset, int *err)
 {
-  const char *p = buf;
-  while (count > 0) {
-    ssize_t r = pwrite (shadow.shadow_fd, p, count, offset);
-    if (r == -1) {
-      if (errno == EINTR)
-        continue;
-      *err = errno;
-      nbdkit_error ("shadow-file: write: %m");
-      return -1;
-    }
-    p += r;
-    count -= r;
-    offset += r;
+  if (full_pwrite (shadow.shadow_fd, buf, count, offset) == -1) {
+    *err = errno;
+    nbdkit_error ("shadow-file: write: %m");
+    return -1;
   }
   return 0;
 }

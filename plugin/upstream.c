@@ -2,7 +2,7 @@
  * switchover.
  *
  * All reads from the source, demand fetches as well as background
- * pulls, go through the engine (proxy/engine.c) and its own libnbd
+ * pulls, go through the engine (proxy/) and its own libnbd
  * connections, so reconnecting and timeouts cover both.  The nbd plugin
  * below the filter is configured (it checks the address parameters) but
  * never opened: client connections have no upstream connection of their
@@ -240,98 +240,20 @@ upstream_open (void *backend, uint64_t *disk_size)
   return engine ? 0 : -1;
 }
 
-/* Blocks made local by the mappers below (the engine counts its own). */
-static _Atomic uint64_t mapped_holes;
-
-/* Blocks wholly inside a hole of the source become local at once. */
-static int
-install_hole_run (void *opaque, uint64_t offset, uint64_t length, bool zero)
-{
-  uint64_t first = (offset + shadow.block_size - 1) >> shadow.block_shift;
-  uint64_t end = offset + length == shadow.disk_size ? shadow.nblocks
-                 : (offset + length) >> shadow.block_shift;
-
-  if (zero && end > first)
-    atomic_fetch_add_explicit (&mapped_holes,
-                               blockmap_install_holes (first, end - first),
-                               memory_order_relaxed);
-  return 0;
-}
-
-/* Learn the source's allocation, whole, before the background copy
- * starts: on a sparse disk most blocks are holes, nothing to copy, and a
- * policy that does not know which would rank blocks that need no pull
- * (the predictor weighs history blocks against never-seen ones by how
- * many of each remain to be copied).  Demand fetches are served
- * meanwhile.  Each question is a round trip to the source, so several
- * mappers ask at once, taking the next step from a shared counter; the
- * last one done starts the copy.
- */
-#define MAP_STEP (UINT64_C (1) << 30)
-#define MAPPERS 8
-
-static pthread_t mappers[MAPPERS];
-static unsigned nmappers;
-static _Atomic unsigned mappers_running;
-static _Atomic uint64_t map_next;
-static _Atomic bool mapper_stop;
-static uint64_t map_start_us;
-static struct engine_order *order_after_map;
-
-static void
-start_pulls (void)
-{
-  nbdkit_debug ("shadow: the source's allocation mapped in %.3f s",
-                (time_us () - map_start_us) / 1e6);
-  pthread_rwlock_rdlock (&engine_lock);
-  if (engine && !atomic_load (&mapper_stop))
-    engine_start_pulls (engine, order_after_map);
-  else
-    order_after_map->free (order_after_map);
-  pthread_rwlock_unlock (&engine_lock);
-}
-
-static void *
-map_allocation (void *arg)
-{
-  int err;
-
-  for (;;) {
-    uint64_t pos = atomic_fetch_add (&map_next, MAP_STEP);
-    if (pos >= shadow.disk_size || atomic_load (&mapper_stop))
-      break;
-    uint64_t n = shadow.disk_size - pos < MAP_STEP ? shadow.disk_size - pos
-                                                   : MAP_STEP;
-    pthread_rwlock_rdlock (&engine_lock);
-    if (engine)
-      engine_extents (engine, pos, n, install_hole_run, NULL, &err);
-    pthread_rwlock_unlock (&engine_lock);
-  }
-  if (atomic_fetch_sub (&mappers_running, 1) == 1)
-    start_pulls ();
-  return NULL;
-}
-
 /* The block map is ready: start the background copy in the policy's
- * order, unless the policy is demand only.
+ * order (the engine maps the source's allocation first and makes its
+ * holes local), unless the policy is demand only.
  */
 int
 upstream_start (void)
 {
+  struct engine_order *order;
+
   if (engine == NULL || strcmp (shadow.policy, "none") == 0)
     return 0;
-  order_after_map = predict_order_new ();
-  if (order_after_map == NULL)
+  if ((order = predict_order_new ()) == NULL)
     return -1;
-  map_start_us = time_us ();
-  atomic_store (&mappers_running, MAPPERS);
-  for (nmappers = 0; nmappers < MAPPERS; nmappers++)
-    if (pthread_create (&mappers[nmappers], NULL, map_allocation, NULL) != 0)
-      break;
-  /* Fewer threads than planned: those never started are done. */
-  if (nmappers < MAPPERS &&
-      atomic_fetch_sub (&mappers_running, MAPPERS - nmappers) == MAPPERS - nmappers)
-    start_pulls ();
+  engine_start_pulls (engine, order);
   return 0;
 }
 
@@ -342,9 +264,6 @@ upstream_close (void)
   if (engine)
     engine_stop (engine);       /* callers waiting in the engine return */
   pthread_rwlock_unlock (&engine_lock);
-  atomic_store (&mapper_stop, true);
-  for (; nmappers > 0; nmappers--)
-    pthread_join (mappers[nmappers - 1], NULL);
 
   pthread_rwlock_wrlock (&engine_lock);
   if (engine) {
@@ -427,12 +346,12 @@ upstream_stats (FILE *fp)
            ", \"hole_blocks\": %" PRIu64 ", \"pull_window\": %" PRIu64
            ", \"min_rtt_us\": %" PRIu64,
            state, st.reconnects,
-           st.hole_blocks + atomic_load_explicit (&mapped_holes, memory_order_relaxed),
+           st.hole_blocks,
            st.window_bytes,
            st.min_rtt_us == UINT64_MAX ? 0 : st.min_rtt_us);
 }
 
-/* Called by the stats thread: once every block is PRESENT, persist that
+/* Called by the housekeeping thread: once every block is PRESENT, persist that
  * and let go of the source.
  */
 void
@@ -445,7 +364,7 @@ upstream_switchover_check (void)
   if (statefile_checkpoint (&err) == -1)
     return;                     /* try again next time */
   upstream_close ();
-  predict_flush_record (true);
+  record_flush (true);
   nbdkit_debug ("switchover: all %" PRIu64 " blocks are local, source detached",
                 shadow.nblocks);
 }

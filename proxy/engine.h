@@ -102,7 +102,7 @@ struct engine_order {
 struct engine_stats {
   bool connected;                 /* a connection to the source is up */
   uint64_t reconnects;            /* connections re-established */
-  uint64_t hole_blocks;           /* pulled as holes, nothing transferred */
+  uint64_t hole_blocks;           /* made local as holes, nothing transferred */
   uint64_t window_bytes;          /* current pull window */
   uint64_t min_rtt_us;            /* smallest pull latency seen lately */
 };
@@ -115,8 +115,11 @@ extern struct engine *engine_open (const struct engine_source *src,
                                    const struct engine_params *params,
                                    const struct engine_ops *ops,
                                    uint64_t *size);
-/* Start the background copy: in order's order (NULL: a plain sweep).
- * The engine owns order.
+/* Start the background copy.  First the engine maps the source's whole
+ * allocation, several questions at once, making holes local through
+ * install_holes as the answers come (demand reads go on meanwhile);
+ * then it pulls in order's order (NULL: a plain sweep).  The engine
+ * owns order.
  */
 extern void engine_start_pulls (struct engine *e, struct engine_order *order);
 /* Replace the pull order while the copy runs (any thread). */

@@ -1,0 +1,169 @@
+/* The recorder (shadow-record): the guest's requests appended to a file
+ * as the canonical trace CSV, to train the next model from this
+ * migration.  Recording stops at switchover, so the file does not grow
+ * for the lifetime of the VM.
+ *
+ * Lines are buffered under a lock and written out when the buffer
+ * fills and once a second by the housekeeping thread.
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nbdkit-filter.h>
+
+#include "fullio.h"
+#include "shadow.h"
+
+#define RECORD_HEADER "ts_us,op,offset,length\n"
+#define RECORD_BUFFER 65536
+
+static char *record_file;
+static int record_fd = -1;
+static char record_buf[RECORD_BUFFER];
+static size_t record_len;
+static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic bool recording;
+static uint64_t recorded;
+static bool record_created;     /* by this start: removed if it fails */
+
+/* 1 when the key is shadow-record (taken), 0 when it is not, -1 on a
+ * bad value.
+ */
+int
+record_config (const char *key, const char *value)
+{
+  if (strcmp (key, "shadow-record") != 0)
+    return 0;
+  free (record_file);
+  record_file = nbdkit_absolute_path (value);
+  return record_file ? 1 : -1;
+}
+
+/* Called with record_lock held. */
+static void
+write_out (void)
+{
+  if (full_write (record_fd, record_buf, record_len) == -1) {
+    nbdkit_error ("shadow-record: %s: %m; recording stopped", record_file);
+    atomic_store (&recording, false);
+  }
+  record_len = 0;
+}
+
+/* Open the record file before the fork.  An existing trace is appended
+ * to (a restart continues the migration); anything else is refused
+ * rather than overwritten.
+ */
+int
+record_get_ready (void)
+{
+  char head[sizeof RECORD_HEADER - 1];
+  ssize_t n;
+
+  if (record_file == NULL)
+    return 0;
+  record_fd = open (record_file, O_RDWR | O_APPEND | O_CLOEXEC);
+  if (record_fd == -1 && errno == ENOENT) {
+    record_fd = open (record_file,
+                      O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    record_created = record_fd >= 0;
+  }
+  if (record_fd == -1) {
+    nbdkit_error ("shadow-record: %s: %m", record_file);
+    return -1;
+  }
+  n = pread (record_fd, head, sizeof head, 0);
+  if (n == 0)
+    n = write (record_fd, RECORD_HEADER, sizeof RECORD_HEADER - 1)
+        == sizeof RECORD_HEADER - 1 ? 0 : -1;
+  else if (n != sizeof head || memcmp (head, RECORD_HEADER, sizeof head) != 0) {
+    nbdkit_error ("shadow-record: %s exists and is not a trace CSV "
+                  "(header ts_us,op,offset,length); refusing to overwrite it",
+                  record_file);
+    return -1;
+  }
+  if (n == -1) {
+    nbdkit_error ("shadow-record: %s: %m", record_file);
+    return -1;
+  }
+  atomic_store (&recording, true);
+  return 0;
+}
+
+bool
+record_active (void)
+{
+  return atomic_load_explicit (&recording, memory_order_relaxed);
+}
+
+/* One guest request (op as in the trace CSV). */
+void
+record_request (char op, uint64_t offset, uint32_t count)
+{
+  pthread_mutex_lock (&record_lock);
+  if (atomic_load_explicit (&recording, memory_order_relaxed)) {
+    /* The time is taken under the lock, so the file is in time order. */
+    struct timespec ts;
+    clock_gettime (CLOCK_REALTIME, &ts);
+    record_len += snprintf (record_buf + record_len, 64,
+                            "%" PRIu64 ",%c,%" PRIu64 ",%" PRIu32 "\n",
+                            (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
+                            op, offset, count);
+    recorded++;
+    if (record_len > RECORD_BUFFER - 64)
+      write_out ();
+  }
+  pthread_mutex_unlock (&record_lock);
+}
+
+/* Start-up failed: a record file this start created holds nothing. */
+void
+record_forget_unused (void)
+{
+  if (record_created && recorded == 0)
+    unlink (record_file);
+}
+
+/* Write what is buffered; at switchover, stop. */
+void
+record_flush (bool stop)
+{
+  pthread_mutex_lock (&record_lock);
+  if (record_fd >= 0) {
+    if (atomic_load (&recording))
+      write_out ();
+    if (stop) {
+      atomic_store (&recording, false);
+      if (close (record_fd) == -1)
+        nbdkit_error ("shadow-record: %s: %m", record_file);
+      record_fd = -1;
+    }
+  }
+  pthread_mutex_unlock (&record_lock);
+}
+
+/* Extra fields of the stats file, each preceded by ", ". */
+void
+record_stats (FILE *fp)
+{
+  uint64_t n;
+
+  pthread_mutex_lock (&record_lock);
+  n = recorded;
+  pthread_mutex_unlock (&record_lock);
+  fprintf (fp, ", \"recorded\": %" PRIu64, n);
+}
+
+void
+record_unload (void)
+{
+  record_flush (true);
+  free (record_file);
+  record_file = NULL;
+}

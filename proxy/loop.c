@@ -1,0 +1,495 @@
+/* The engine thread: a libev loop that sends demands first, maps the
+ * source before the copy, and schedules pulls (engine-internal.h).
+ *
+ * Each time before the loop sleeps it settles the commands that
+ * completed (the done list) and sends what can be sent: waiting demands
+ * on their connection, then, while the window and the cap allow,
+ * pulls of runs of consecutive blocks in the order's order, then a
+ * sweep of what is left.
+ */
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "engine-internal.h"
+
+/* Demands. */
+
+static void
+requeue (struct engine *e, struct demand *d)
+{
+  d->next = e->queue;
+  e->queue = d;
+  if (e->queue_tail == &e->queue)
+    e->queue_tail = &d->next;
+}
+
+/* Demand first: on connection 0 if it is up (with multi-conn it
+ * carries nothing else), else on any connection that is.
+ */
+static struct conn *
+demand_conn (struct engine *e)
+{
+  for (unsigned i = 0; i < e->nconns; i++)
+    if (e->conns[i].state == CONN_READY)
+      return &e->conns[i];
+  return NULL;
+}
+
+static void
+dispatch_demands (struct engine *e)
+{
+  struct conn *c;
+
+  while (e->queue && (c = demand_conn (e)) != NULL) {
+    struct demand *d = e->queue;
+    struct op *op;
+
+    e->queue = d->next;
+    if (e->queue == NULL)
+      e->queue_tail = &e->queue;
+    if (demand_abandoned (e, d) ||
+        (op = op_new (e, d->map ? OP_MAP : OP_READ, 0)) == NULL) {
+      demand_finish (e, d, ENOMEM);
+      continue;
+    }
+    op->demand = d;
+    op->offset = d->offset;
+    op->count = d->count;
+    op->buf = d->buf;
+    op_send (c, op);
+  }
+}
+
+
+/* Mapping the source before the copy.
+ *
+ * On a sparse disk most blocks are holes, nothing to copy, and a policy
+ * that does not know which would rank blocks that need no pull (the
+ * predictor weighs history blocks against never-seen ones by how many
+ * of each remain to be copied).  So the copy begins with the source's
+ * whole allocation: MAPPERS questions of MAP_CHUNK at once (each is a
+ * round trip), on the demand connection behind any demand, and the
+ * holes each answer finds are made local at once.  The pulls start when
+ * the last answer is in.
+ */
+
+static void
+map_send (struct engine *e, struct conn *c, uint64_t offset)
+{
+  struct op *op = op_new (e, OP_MAP, 0);
+
+  if (op == NULL)
+    return;                     /* mapped lazily by the pulls instead */
+  op->first_map = true;
+  op->offset = offset;
+  op->count = e->size - offset < MAP_CHUNK ? e->size - offset : MAP_CHUNK;
+  e->maps_inflight++;
+  op_send (c, op);
+}
+
+/* Ask what is left to ask; once every answer is in, start pulling. */
+static void
+map_fill (struct engine *e)
+{
+  struct conn *c;
+
+  while (e->maps_inflight < MAPPERS && (c = demand_conn (e)) != NULL) {
+    if (e->nmap_retry > 0)
+      map_send (e, c, e->map_retry[--e->nmap_retry]);
+    else if (e->map_next < e->size) {
+      uint64_t offset = e->map_next;
+      e->map_next += MAP_CHUNK;
+      map_send (e, c, offset);
+    }
+    else
+      break;
+  }
+  if (e->maps_inflight == 0 && e->nmap_retry == 0 && e->map_next >= e->size) {
+    e->mapping = false;
+    e->pulling = true;
+    e->sweep_pos = 0;
+    say (e, false, "the source's allocation mapped in %.3f s",
+         (time_us () - e->map_start_us) / 1e6);
+  }
+}
+
+/* An answer of the mapping is in: make its holes local, or ask again
+ * if the connection went away.
+ */
+static void
+first_map_done (struct engine *e, struct op *op, bool lost)
+{
+  uint64_t b, end;
+
+  e->maps_inflight--;
+  if (lost) {
+    if (!e->stopping)
+      e->map_retry[e->nmap_retry++] = op->offset;
+    return;
+  }
+  end = (op->map_end + e->params.block_size - 1) >> e->block_shift;
+  if (end > e->nblocks)
+    end = e->nblocks;
+  for (b = op->offset >> e->block_shift; b < end; ) {
+    uint64_t n = allocmap_hole_run (&e->map, b, end - b);
+    if (n == 0) {
+      b++;
+      continue;
+    }
+    atomic_fetch_add_explicit (&e->hole_blocks,
+                               e->ops.install_holes (e->ops.opaque, b, n),
+                               memory_order_relaxed);
+    b += n;
+  }
+}
+
+/* Settling what completed. */
+
+/* Takes op: its data goes to the writers; errors are cheap to settle
+ * here.
+ */
+static void
+finish_pull (struct engine *e, struct op *op)
+{
+  e->pull_bytes_inflight -= op->count;
+  if (op->error == 0)
+    pacer_ack (&e->pacer, op->seq, op->count, op->done_us - op->sent_us,
+               op->done_us);
+  else {
+    e->pass_failed = true;
+    if (!lost_connection (op))
+      say (e, true, "pulling %" PRIu32 " bytes at %" PRIu64 ": %s",
+           op->count, op->offset, strerror (op->error));
+  }
+  atomic_store_explicit (&e->window_bytes, e->pacer.window, memory_order_relaxed);
+  atomic_store_explicit (&e->min_rtt_us, e->pacer.min_rtt_us, memory_order_relaxed);
+  if (op->error == 0 && e->nwriters) {
+    queue_write (e, op);
+    return;
+  }
+  write_pull (e, op);
+  retire_pull (e, op);
+}
+
+
+/* Settled on the engine thread after an allocation question. */
+static void
+finish_map (struct engine *e, struct op *op)
+{
+  bool lost = op->error && lost_connection (op);
+
+  if (!lost)
+    allocmap_settle (&e->map, op->offset,
+                     op->error ? op->offset + op->count : op->map_end);
+  if (op->first_map)
+    first_map_done (e, op, lost);
+  else if (op->demand == NULL)
+    e->bg_map_inflight = false;
+}
+
+static void
+process_done (struct engine *e)
+{
+  while (e->done) {
+    struct op *op = e->done;
+    e->done = op->next;
+    op->conn->inflight--;
+    if (op->kind == OP_PULL) {
+      finish_pull (e, op);      /* takes op */
+      continue;
+    }
+    if (op->kind == OP_MAP)
+      finish_map (e, op);
+    /* A demand that lost its connection goes again, unless its caller
+     * gave up or the engine is stopping.
+     */
+    if (op->demand) {
+      if (op->error && lost_connection (op) && !e->stopping &&
+          !demand_abandoned (e, op->demand))
+        requeue (e, op->demand);
+      else
+        demand_finish (e, op->demand, op->kind == OP_MAP ? 0 : op->error);
+    }
+    free (op);
+  }
+}
+
+/* Pulls. */
+
+/* The pull connection with the least in flight. */
+static struct conn *
+pull_conn (struct engine *e)
+{
+  struct conn *best = NULL;
+  for (unsigned i = e->multi_conn ? 1 : 0; i < e->nconns; i++) {
+    struct conn *c = &e->conns[i];
+    if (c->state == CONN_READY && (best == NULL || c->inflight < best->inflight))
+      best = c;
+  }
+  return best;
+}
+
+/* The next block worth pulling: one held back, else the order's next,
+ * else the sweep's.  Local blocks are skipped.
+ */
+static bool
+next_candidate (struct engine *e, uint64_t *b)
+{
+  if (e->held_valid) {
+    e->held_valid = false;
+    if (!e->ops.is_present (e->ops.opaque, e->held)) {
+      *b = e->held;
+      return true;
+    }
+  }
+  while (e->order && e->order->next (e->order, b))
+    if (*b < e->nblocks && !e->ops.is_present (e->ops.opaque, *b))
+      return true;
+  while (e->sweep_pos < e->nblocks) {
+    *b = e->sweep_pos++;
+    if (!e->ops.is_present (e->ops.opaque, *b)) {
+      e->pass_found_absent = true;
+      return true;
+    }
+  }
+  return false;
+}
+
+static void
+hold (struct engine *e, uint64_t b)
+{
+  e->held = b;
+  e->held_valid = true;
+}
+
+static void
+send_map (struct engine *e, struct conn *c, uint64_t b)
+{
+  struct op *op = op_new (e, OP_MAP, 0);
+  if (op == NULL)
+    return;
+  op->offset = block_offset (e, b);
+  op->count = e->size - op->offset < MAP_CHUNK ? e->size - op->offset : MAP_CHUNK;
+  e->bg_map_inflight = true;
+  op_send (c, op);
+}
+
+/* Start one pull request on c: a run of consecutive data blocks, as
+ * long as the pacer wants requests to be.  Runs of holes on the way are
+ * made local at once, a run per call of install_holes.  False when
+ * there is nothing to send now.
+ */
+static bool
+pull_next (struct engine *e, struct conn *c, unsigned *hole_budget)
+{
+  unsigned max_blocks = pacer_request_size (&e->pacer, e->params.block_size)
+                        >> e->block_shift;
+  struct op *op = NULL;
+  uint64_t b, last = 0;
+
+  while (next_candidate (e, &b)) {
+    if (!allocmap_known (&e->map, b)) {
+      hold (e, b);
+      if (!e->bg_map_inflight && op == NULL)
+        send_map (e, c, b);
+      break;
+    }
+    bool zero = allocmap_zero (&e->map, b);
+    if (op && (zero || b != last + 1 || op->nclaims == max_blocks)) {
+      hold (e, b);
+      break;
+    }
+    if (zero) {
+      /* The sweep then skips the blocks made local (is_present). */
+      uint64_t n = allocmap_hole_run (&e->map, b, *hole_budget);
+      uint64_t made = e->ops.install_holes (e->ops.opaque, b, n);
+      if (made) {
+        e->pass_pulled = true;
+        atomic_fetch_add_explicit (&e->hole_blocks, made, memory_order_relaxed);
+      }
+      if ((*hole_budget -= n) == 0)
+        break;
+      continue;
+    }
+    void *token = e->ops.begin_pull (e->ops.opaque, b);
+    if (token == NULL)
+      continue;
+    e->pass_pulled = true;
+    if (op == NULL) {
+      if ((op = op_new (e, OP_PULL, e->max_pull >> e->block_shift)) == NULL ||
+          (op->buf = buf_get (e)) == NULL) {
+        e->ops.end_pull (e->ops.opaque, &token, 1, NULL, ENOMEM);
+        free (op);
+        return false;
+      }
+      op->offset = block_offset (e, b);
+    }
+    op->claims[op->nclaims++] = token;
+    op->count += block_length (e, b);
+    last = b;
+  }
+  if (op == NULL)
+    return false;
+  e->pulls_inflight++;
+  e->pull_bytes_inflight += op->count;
+  op->seq = pacer_sent (&e->pacer, op->count, time_us ());
+  op_send (c, op);
+  return true;
+}
+
+/* The sweep reached the end.  Once nothing it started is in flight,
+ * either every block is local (done), or go round again: at once if
+ * the pass pulled everything it could, after a pause if some blocks
+ * were busy (a guest's fetch) or failed.
+ */
+static void
+end_of_pass (struct engine *e)
+{
+  if (e->pulls_inflight || e->held_valid || e->bg_map_inflight ||
+      ev_is_active (&e->rescan))
+    return;
+  if (!e->pass_found_absent) {
+    e->pulling = false;
+    say (e, false, "background copy complete");
+    return;
+  }
+  if (e->pass_pulled && !e->pass_failed)
+    e->sweep_pos = 0;
+  else
+    ev_timer_start (e->loop, &e->rescan);
+  e->pass_found_absent = e->pass_pulled = e->pass_failed = false;
+}
+
+void
+rescan_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+  struct engine *e = w->data;
+  e->sweep_pos = 0;
+}
+
+static void
+fill (struct engine *e)
+{
+  unsigned hole_budget = HOLE_BUDGET;
+
+  dispatch_demands (e);
+  if (e->mapping)
+    map_fill (e);
+  if (!e->pulling)
+    return;
+  while (e->pulls_inflight < e->params.inflight &&
+         e->pull_bytes_inflight < e->pacer.window) {
+    struct conn *c = pull_conn (e);
+    uint64_t wait;
+
+    if (c == NULL)
+      return;
+    if ((wait = pacer_cap_wait_us (&e->pacer, time_us ())) > 0) {
+      if (!ev_is_active (&e->pace)) {
+        ev_timer_set (&e->pace, wait / 1e6, 0);
+        ev_timer_start (e->loop, &e->pace);
+      }
+      return;
+    }
+    if (!pull_next (e, c, &hole_budget))
+      break;
+  }
+  if (hole_budget == 0)
+    ev_idle_start (e->loop, &e->more);
+  else if (e->sweep_pos >= e->nblocks)
+    end_of_pass (e);
+}
+
+/* The cap allows another pull: the prepare watcher sends it. */
+void
+pace_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+}
+
+void
+more_cb (struct ev_loop *loop, ev_idle *w, int revents)
+{
+  ev_idle_stop (loop, w);
+}
+
+/* Before the loop sleeps: settle what completed, send what can be
+ * sent, and watch each connection in the direction libnbd needs.
+ */
+void
+prepare_cb (struct ev_loop *loop, ev_prepare *w, int revents)
+{
+  struct engine *e = w->data;
+
+  do {
+    process_done (e);
+    fill (e);
+  } while (e->done);
+  for (unsigned i = 0; i < e->nconns; i++)
+    if (e->conns[i].nbd)
+      watch (&e->conns[i]);
+}
+
+/* Messages from other threads. */
+void
+wake_cb (struct ev_loop *loop, ev_async *w, int revents)
+{
+  struct engine *e = w->data;
+  struct engine_order *old = NULL;
+
+  pthread_mutex_lock (&e->lock);
+  if (e->inbox) {
+    *e->queue_tail = e->inbox;
+    e->queue_tail = e->inbox_tail;
+    e->inbox = NULL;
+    e->inbox_tail = &e->inbox;
+  }
+  if (e->order_changed) {
+    old = e->order;
+    e->order = e->new_order;
+    e->new_order = NULL;
+    e->order_changed = false;
+  }
+  if (e->start_pulls) {
+    e->start_pulls = false;
+    e->mapping = true;
+    e->map_next = e->map.enabled ? 0 : e->size;
+    e->map_start_us = time_us ();
+  }
+  if (e->stopping)
+    ev_break (loop, EVBREAK_ALL);
+  pthread_mutex_unlock (&e->lock);
+  if (old)
+    old->free (old);
+  collect_written (e);
+}
+
+void *
+engine_thread (void *arg)
+{
+  struct engine *e = arg;
+
+  writers_start (e);
+  for (unsigned i = 1; i < e->nconns; i++)
+    conn_connect (&e->conns[i]);
+  ev_run (e->loop, 0);
+
+  /* Stopping: close the connections (what was in flight fails), then
+   * fail every demand still waiting.
+   */
+  for (unsigned i = 0; i < e->nconns; i++)
+    conn_close (&e->conns[i]);
+  process_done (e);
+  writers_stop (e);
+  wake_cb (e->loop, &e->wake, 0);       /* the last demands and writes */
+  while (e->queue) {
+    struct demand *d = e->queue;
+    e->queue = d->next;
+    demand_finish (e, d, EIO);
+  }
+  atomic_store (&e->connected, false);
+  return NULL;
+}

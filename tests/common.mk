@@ -1,0 +1,12 @@
+# Unit tests of the helpers in common/.
+
+COMMON_TESTS = test-common-bits test-common-clock test-common-fullio
+TESTS += $(COMMON_TESTS)
+check_PROGRAMS += $(COMMON_TESTS)
+
+test_common_bits_SOURCES = test-common-bits.c
+test_common_clock_SOURCES = test-common-clock.c
+test_common_clock_LDADD = ../common/libcommon.la
+test_common_fullio_SOURCES = test-common-fullio.c
+test_common_fullio_LDADD = ../common/libcommon.la
+EXTRA_DIST += unit.h

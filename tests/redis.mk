@@ -1,0 +1,19 @@
+# Tests of the Dynamic Metadata Store (metastore/) and the filter's Redis
+# mirror and command stream.  Shell tests start their own redis-server
+# on a unix socket in a temp dir (or free 127.0.0.1 ports for a cluster).
+
+TESTS += test-metastore-address
+
+check_PROGRAMS += test-metastore-address
+test_metastore_address_SOURCES = test-metastore-address.c
+test_metastore_address_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/metastore \
+	$(HIREDIS_CFLAGS)
+test_metastore_address_LDADD = ../metastore/libmetastore.la
+
+check_PROGRAMS += metastore-probe
+metastore_probe_SOURCES = metastore-probe.c
+metastore_probe_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/metastore \
+	$(HIREDIS_CFLAGS)
+metastore_probe_LDADD = ../metastore/libmetastore.la
+
+EXTRA_DIST += redis-functions.sh
