@@ -16,9 +16,8 @@ extern int cmd_replay (int argc, char **argv);
 extern int cmd_verify (int argc, char **argv);
 extern int cmd_migrate (int argc, char **argv);
 extern int cmd_status (int argc, char **argv);
-
-/* A volume id: 1 to 64 of [A-Za-z0-9._-] (it names files and Redis keys). */
-extern int valid_volume_id (const char *id);
+/* pause, resume, throttle, finalize (argv[0] says which). */
+extern int cmd_control (int argc, char **argv);
 
 /* train.c: fit a model on the canonical trace TRACE and save it to OUT
  * (what `nbdshadow train` and `migrate --history` do); a summary goes to

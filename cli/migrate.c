@@ -29,6 +29,8 @@
 #include <libnbd.h>
 
 #include "cli.h"
+#include "fleet.h"
+#include "metastore.h"
 #include "model.h"
 #include "progress.h"
 
@@ -38,7 +40,7 @@
 
 struct migration {
   const char *source, *id, *listen, *model, *history;
-  const char *redis, *redis_user, *redis_password_file;
+  struct redis_options redis;
   const char *tls_psk, *tls_certificates;
   uint64_t bandwidth;
   int detach, json;
@@ -90,17 +92,6 @@ usage (FILE *fp)
 "not the migration.  At the end, prints where the disk lives.\n"
 "Environment: NBDSHADOW_FILTER (the filter, default \"shadow\" from\n"
 "nbdkit's filter directory), NBDSHADOW_NBDKIT (default \"nbdkit\").\n");
-}
-
-int
-valid_volume_id (const char *id)
-{
-  size_t n = strlen (id);
-
-  if (n == 0 || n > 64)
-    return 0;
-  return strspn (id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                 "0123456789._-") == n;
 }
 
 static int
@@ -274,7 +265,8 @@ build_command (struct migration *m, const char *model)
 {
   const char *nbdkit = getenv ("NBDSHADOW_NBDKIT");
   const char *filter = getenv ("NBDSHADOW_FILTER");
-  const char *redis = m->redis ? m->redis : getenv ("NBDSHADOW_REDIS");
+  const char *redis = m->redis.address ? m->redis.address
+                                       : getenv ("NBDSHADOW_REDIS");
   int r = 0;
 
   r |= add_arg (m, "%s", nbdkit && *nbdkit ? nbdkit : "nbdkit");
@@ -311,11 +303,13 @@ build_command (struct migration *m, const char *model)
   if (redis && *redis) {
     r |= add_arg (m, "shadow-id=%s", m->id);
     r |= add_arg (m, "shadow-redis=%s", redis);
-    if (m->redis_user)
-      r |= add_arg (m, "shadow-redis-user=%s", m->redis_user);
-    if (m->redis_password_file)
+    /* What status shows as the volume's disk. */
+    r |= add_arg (m, "shadow-export-uri=%s", m->uri);
+    if (m->redis.user)
+      r |= add_arg (m, "shadow-redis-user=%s", m->redis.user);
+    if (m->redis.password_file)
       r |= add_arg (m, "shadow-redis-password-file=%s",
-                    m->redis_password_file);
+                    m->redis.password_file);
   }
   if (r)
     return die ("out of memory"), -1;
@@ -568,9 +562,7 @@ cmd_migrate (int argc, char **argv)
     { "listen", required_argument, NULL, 'l' },
     { "model", required_argument, NULL, 'm' },
     { "history", required_argument, NULL, 'H' },
-    { "redis", required_argument, NULL, 'r' },
-    { "redis-user", required_argument, NULL, 'u' },
-    { "redis-password-file", required_argument, NULL, 'P' },
+    REDIS_OPTIONS,
     { "bandwidth", required_argument, NULL, 'b' },
     { "tls-psk", required_argument, NULL, 'k' },
     { "tls-certificates", required_argument, NULL, 'C' },
@@ -593,9 +585,7 @@ cmd_migrate (int argc, char **argv)
     case 'l': m.listen = optarg; break;
     case 'm': m.model = optarg; break;
     case 'H': m.history = optarg; break;
-    case 'r': m.redis = optarg; break;
-    case 'u': m.redis_user = optarg; break;
-    case 'P': m.redis_password_file = optarg; break;
+    REDIS_OPTION_CASES (m.redis);
     case 'b':
       if (parse_size (optarg, &m.bandwidth) == -1)
         return die ("--bandwidth: expected bytes per second like 20M, "
@@ -615,7 +605,7 @@ cmd_migrate (int argc, char **argv)
   if (!m.source || !m.id || !dir)
     return die ("migrate: --source, --id and --dir are required (see "
                 "nbdshadow migrate --help)");
-  if (!valid_volume_id (m.id))
+  if (!ms_valid_id (m.id))
     return die ("--id: expected 1 to 64 of A-Z a-z 0-9 . _ -, got \"%s\"",
                 m.id);
   if (strstr (m.source, "://") == NULL)
@@ -625,11 +615,11 @@ cmd_migrate (int argc, char **argv)
     return die ("--model and --history exclude each other");
   if (m.tls_psk && m.tls_certificates)
     return die ("--tls-psk and --tls-certificates exclude each other");
-  if ((m.redis_user || m.redis_password_file) &&
-      !m.redis && !getenv ("NBDSHADOW_REDIS"))
+  if ((m.redis.user || m.redis.password_file) &&
+      !m.redis.address && !getenv ("NBDSHADOW_REDIS"))
     return die ("--redis-user and --redis-password-file need --redis");
-  if (m.redis_password_file && access (m.redis_password_file, R_OK) == -1)
-    return die ("--redis-password-file %s: %s", m.redis_password_file,
+  if (m.redis.password_file && access (m.redis.password_file, R_OK) == -1)
+    return die ("--redis-password-file %s: %s", m.redis.password_file,
                 strerror (errno));
   if (m.history && access (m.history, R_OK) == -1)
     return die ("--history %s: %s", m.history, strerror (errno));

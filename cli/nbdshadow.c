@@ -21,6 +21,10 @@ static const struct {
   { "replay", cmd_replay, "replay a trace against an NBD export, open-loop" },
   { "migrate", cmd_migrate, "migrate a disk here: start the shadow, watch it" },
   { "status", cmd_status, "show migrations' progress (one, or the fleet)" },
+  { "pause", cmd_control, "pause a migration's background copy" },
+  { "resume", cmd_control, "resume a paused background copy" },
+  { "throttle", cmd_control, "change a migration's bandwidth cap, live" },
+  { "finalize", cmd_control, "finish a migration now (--wait: until done)" },
   { "verify", cmd_verify, "compare a shadow with its source by SHA-256" },
 };
 

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fleet.h"
+#include "metastore.h"
 #include "progress.h"
 
 /* A stats file is rewritten about once a second: a rate needs two
@@ -138,6 +140,70 @@ status_from_stats (const struct status_opts *o, const char *id,
   }
 }
 
+/* status from Redis: volume ID, or every volume. */
+static int
+status_from_redis (const struct status_opts *o, const char *id,
+                   const struct redis_options *ro)
+{
+  struct fleet *f = fleet_open (ro);
+  struct progress *p = NULL;
+  char **ids = NULL;
+  size_t n = 0;
+  int status = 1;
+
+  if (!f)
+    return 1;
+  for (;;) {
+    int all_complete;
+
+    for (size_t i = 0; i < n; i++)
+      free (ids[i]);
+    free (ids);
+    ids = NULL;
+    n = 0;
+    if (id) {
+      if (!(ids = malloc (sizeof *ids)) || !(ids[0] = strdup (id))) {
+        die ("out of memory");
+        goto out;
+      }
+      n = 1;
+    }
+    else if (fleet_list (f, &ids, &n) == -1)
+      goto out;
+    free (p);
+    p = calloc (n ? n : 1, sizeof *p);
+    if (!p) {
+      die ("out of memory");
+      goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+      int r = fleet_read (f, ids[i], &p[i]);
+      if (r == -1)
+        goto out;
+      if (r == 1 && id) {
+        die ("volume %s is not known to Redis (no migration with "
+             "shadow-id=%s has reported there)", id, id);
+        goto out;
+      }
+      /* Listed but gone (its keys deleted): shown as such. */
+    }
+    all_complete = print_volumes (o, p, n);
+    if (!o->watch || all_complete || interrupted)
+      break;
+    usleep (1000000);
+    if (interrupted)
+      break;
+  }
+  status = 0;
+ out:
+  for (size_t i = 0; i < n; i++)
+    free (ids[i]);
+  free (ids);
+  free (p);
+  fleet_close (f);
+  return status;
+}
+
 int
 cmd_status (int argc, char **argv)
 {
@@ -145,13 +211,12 @@ cmd_status (int argc, char **argv)
     { "watch", no_argument, NULL, 'w' },
     { "json", no_argument, NULL, 'j' },
     { "stats", required_argument, NULL, 's' },
-    { "redis", required_argument, NULL, 'r' },
-    { "redis-user", required_argument, NULL, 'u' },
-    { "redis-password-file", required_argument, NULL, 'P' },
+    REDIS_OPTIONS,
     { "help", no_argument, NULL, 'h' },
     { NULL }
   };
   struct status_opts o = { .tty = isatty (STDOUT_FILENO) };
+  struct redis_options ro = { NULL };
   const char *stats = NULL, *id = NULL;
   int c;
 
@@ -160,22 +225,22 @@ cmd_status (int argc, char **argv)
     case 'w': o.watch = 1; break;
     case 'j': o.json = 1; break;
     case 's': stats = optarg; break;
-    case 'r': case 'u': case 'P': break;
+    REDIS_OPTION_CASES (ro);
     case 'h': usage (stdout); return 0;
     default: usage (stderr); return 1;
     }
   }
   if (optind < argc)
     id = argv[optind++];
-  if (optind != argc) {
-    usage (stderr);
-    return 1;
-  }
-  if (id && !valid_volume_id (id))
+  if (optind != argc)
+    return die ("status: unexpected argument \"%s\"", argv[optind]);
+  if (id && !ms_valid_id (id))
     return die ("expected a volume id (1 to 64 of A-Z a-z 0-9 . _ -), "
                 "got \"%s\"", id);
+  if (stats && (ro.address || ro.user || ro.password_file))
+    return die ("--stats reads a file: it takes no Redis options");
   signal (SIGINT, on_interrupt);
   if (stats)
     return status_from_stats (&o, id, stats);
-  return die ("status from Redis is not built yet: use --stats FILE");
+  return status_from_redis (&o, id, &ro);
 }
