@@ -15,11 +15,18 @@ for cmd in import train simulate replay migrate status verify; do
     echo "$commands" | grep -qx "$cmd"
 done
 
-# section CMD: the text of "=head2 nbdshadow CMD" up to the next =head.
+# section CMD: the text of the =head2 section for CMD ("=head2 nbdshadow
+# CMD", or one naming several commands: "=head2 nbdshadow A, CMD, B") up
+# to the next =head1/=head2.
 section ()
 {
-    awk -v h="=head2 nbdshadow $1" '
-        index($0, h) == 1 { on = 1; print; next }
+    awk -v cmd="$1" '
+        /^=head2 nbdshadow / {
+            n = split(substr($0, 18), names, /, */)
+            on = 0
+            for (i = 1; i <= n; i++) if (names[i] == cmd) on = 1
+            if (on) { print; next }
+        }
         on && /^=head[12] / { exit }
         on { print }' "$pod"
 }
@@ -28,7 +35,7 @@ status=0
 for cmd in $commands; do
     section "$cmd" > "$tmpdir/section"
     if ! [ -s "$tmpdir/section" ]; then
-        echo "$0: $cmd: no =head2 nbdshadow $cmd section in nbdshadow.pod"
+        echo "$0: $cmd: no =head2 section for $cmd in nbdshadow.pod"
         status=1; continue
     fi
     "$NBDSHADOW" "$cmd" --help > "$tmpdir/help"
