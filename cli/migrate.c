@@ -342,8 +342,8 @@ write_pidfile (const struct migration *m)
 /* Start nbdkit in a session of its own, its output in the log, and not
  * as our child: nbdkit asks for SIGTERM when its parent exits
  * (PR_SET_PDEATHSIG), and the migration must outlive this command.  So
- * an intermediate child starts it and exits at once, passing its pid up
- * a pipe. */
+ * an intermediate child forks it, passes its pid up a pipe and exits;
+ * nbdkit is executed once it has been handed to its new parent. */
 static int
 spawn_nbdkit (struct migration *m)
 {
@@ -362,8 +362,13 @@ spawn_nbdkit (struct migration *m)
         dup2 (in, 0) == -1 || dup2 (out, 1) == -1 || dup2 (out, 2) == -1)
       _exit (126);
     signal (SIGINT, SIG_DFL);
+    pid_t parent = getpid ();
     pid = fork ();
     if (pid == 0) {
+      /* nbdkit's death signal would be armed against its parent: start
+       * it only once that parent, which exits at once, is gone. */
+      while (getppid () == parent)
+        usleep (1000);
       execvp (m->argv[0], m->argv);
       fprintf (stderr, "nbdshadow: %s: %s\n", m->argv[0], strerror (errno));
       _exit (127);

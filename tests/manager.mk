@@ -6,6 +6,7 @@ MANAGER_TESTS = \
 	test-manager-help.sh \
 	test-manager-verify.sh \
 	test-manager-migrate.sh \
+	test-manager-status.sh \
 	test-manager-demo.sh
 
 TESTS += $(MANAGER_TESTS)
