@@ -7,6 +7,7 @@ MANAGER_TESTS = \
 	test-manager-verify.sh \
 	test-manager-migrate.sh \
 	test-manager-status.sh \
+	test-manager-control.sh \
 	test-manager-demo.sh
 
 TESTS += $(MANAGER_TESTS)

@@ -18,16 +18,33 @@ start_redis r
 for v in vm1 vm2 vm3; do
     head -c $((12 << 20)) /dev/urandom > "$tmpdir/$v.src"
     start_server "src$v" -r --filter=rate file "$tmpdir/$v.src" rate=12M
+done
+jobs=""
+for v in vm1 vm2 vm3; do
     "$NBDSHADOW" migrate --source "$(uri "src$v")" --id "$v" \
-        --dir "$tmpdir/vols" --detach > /dev/null
+        --dir "$tmpdir/vols" --detach > /dev/null &
+    jobs="$jobs $!"
+done
+for j in $jobs; do wait $j; done
+for v in vm1 vm2 vm3; do
     p=$(cat "$tmpdir/vols/$v.pid"); _pids="$p $_pids"
 done
 
-# One volume (the last started), read again and again while it copies.
+# The fleet: one row per volume, in the table and as JSON.
+"$NBDSHADOW" status > "$tmpdir/fleet"
+cat "$tmpdir/fleet"
+head -1 "$tmpdir/fleet" | grep -q '^ID  *STATE  *COVERAGE  *BLOCKS  *RATE  *STALLS  *ETA  *PAUSED  *LIMIT$'
+test "$(grep -c '^vm[123]  *copying ' "$tmpdir/fleet")" -eq 3
+"$NBDSHADOW" status --json > "$tmpdir/fleet.json"
+test "$(grep -c '^{"id": "vm[123]", ' "$tmpdir/fleet.json")" -eq 3
+
+# One volume, read again and again to the end of its
+# copy.
 : > "$tmpdir/vm3.jsonl"
-for _ in $(seq 12); do
+for _ in $(seq 40); do
     "$NBDSHADOW" status vm3 --json >> "$tmpdir/vm3.jsonl"
-    sleep 0.25
+    tail -1 "$tmpdir/vm3.jsonl" | grep -q '"state": "copying"' || break
+    sleep 0.5
 done
 cat "$tmpdir/vm3.jsonl"
 grep '"state": "copying"' "$tmpdir/vm3.jsonl" | grep -v '"eta_s": null' > "$tmpdir/copying"
@@ -43,14 +60,6 @@ max_eta=$(sed 's/.*"eta_s": \([0-9]*\).*/\1/' "$tmpdir/copying" | sort -n | tail
 test "$(json_get "$tmpdir/last" eta_s)" -lt "$max_eta"
 test "$(json_get "$tmpdir/last" paused)" = false
 test "$(json_get "$tmpdir/last" bandwidth_limit)" = 0
-
-# The fleet: one row per volume, in the table and as JSON.
-"$NBDSHADOW" status > "$tmpdir/fleet"
-cat "$tmpdir/fleet"
-head -1 "$tmpdir/fleet" | grep -q '^ID  *STATE  *COVERAGE  *BLOCKS  *RATE  *STALLS  *ETA  *PAUSED  *LIMIT$'
-test "$(grep -c '^vm[123]  *\(copying\|covered\|complete\) ' "$tmpdir/fleet")" -eq 3
-"$NBDSHADOW" status --json > "$tmpdir/fleet.json"
-test "$(grep -c '^{"id": "vm[123]", ' "$tmpdir/fleet.json")" -eq 3
 
 # Unknown volume: one line, exit 1.
 if "$NBDSHADOW" status vm9 2> "$tmpdir/err"; then exit 1; fi
