@@ -73,12 +73,27 @@ nbdkit -f -r -U "$tmp/source.sock" --filter=rate file "$tmp/source.img" \
     rate="$RATE" & pids+=($!)
 wait_socket "$tmp/source.sock"
 
+# The metadata store: a local redis-server, which the filter mirrors its
+# progress into and status reads (a filter without shadow-redis= has the
+# stats file only).
+status_from=(--stats "$tmp/vols/demo.json")
+redis=()
+if grep -q shadow-redis-password-file "$NBDSHADOW_FILTER"; then
+    say "a local redis-server for the fleet's metadata"
+    redis-server --port 0 --unixsocket "$tmp/redis.sock" --unixsocketperm 700 \
+        --save '' --appendonly no --dir "$tmp" --logfile "$tmp/redis.log" & pids+=($!)
+    wait_socket "$tmp/redis.sock"
+    redis=(--redis "unix:$tmp/redis.sock")
+    status_from=("${redis[@]}")
+    echo "redis-server on unix:$tmp/redis.sock"
+fi
+
 # The operator's one command: train the model on the history, start the
 # shadow over the source, hand out the URI the VM uses.
 say "nbdshadow migrate: train on the first half, start the shadow over a $RATE bit/s link"
 "$NBDSHADOW" migrate --source "nbd+unix:///?socket=$tmp/source.sock" \
     --id demo --dir "$tmp/vols" --history "$tmp/history.csv" --detach \
-    > "$tmp/uri"
+    ${redis[@]+"${redis[@]}"} > "$tmp/uri"
 pids+=("$(cat "$tmp/vols/demo.pid")")
 uri="$(cat "$tmp/uri")"
 echo "the VM's disk: $uri"
@@ -93,7 +108,7 @@ say "guest starts at once: $(($(wc -l < "$tmp/future.csv") - 1)) requests over $
 guest_pid=$!
 
 say "nbdshadow status demo --watch (while the guest runs)"
-"$NBDSHADOW" status demo --stats "$tmp/vols/demo.json" --watch
+"$NBDSHADOW" status demo --watch "${status_from[@]}"
 wait "$guest_pid" || :
 if [ "$(cat "$tmp/guest.rc")" != 0 ]; then
     echo "demo: the guest saw I/O errors:" >&2; cat "$tmp/guest.log" >&2
@@ -105,7 +120,7 @@ echo "  guest read latency: p50 $(json "$tmp/guest.json" read_latency_p50_ms) ms
      "$(json "$stats" stalls) stalls ($(($(json "$stats" stall_us) / 1000)) ms)," \
      "$(json "$stats" hits) hits; prediction cost $(json "$stats" guest_path_ns) ns per guest request;" \
      "$(json "$stats" recorded) requests recorded for the next model"
-"$NBDSHADOW" status demo --stats "$stats"
+"$NBDSHADOW" status "${status_from[@]}"
 
 say "switchover: every block is local; killing the source"
 kill "${pids[0]}"
