@@ -128,11 +128,10 @@ hash_field (const redisReply *r, const char *field)
   return NULL;
 }
 
-static uint64_t
-hash_u64 (const redisReply *r, const char *field)
+static const char *
+hash_lookup (void *src, const char *field)
 {
-  const char *v = hash_field (r, field);
-  return v ? strtoull (v, NULL, 10) : 0;
+  return hash_field (src, field);
 }
 
 static int
@@ -168,28 +167,11 @@ fleet_read (struct fleet *f, const char *id, struct progress *p)
   }
   if ((v = hash_field (info, "state")) != NULL)
     snprintf (p->state, sizeof p->state, "%s", v);
-  p->block_size = hash_u64 (info, "block_size");
-  p->blocks_total = hash_u64 (info, "blocks_total");
-  if (prog) {
-    p->blocks_total = hash_u64 (prog, "blocks_total");
-    p->blocks_present = hash_u64 (prog, "blocks_present");
-    p->bytes_pulled = hash_u64 (prog, "bytes_pulled");
-    p->bytes_fetched = hash_u64 (prog, "bytes_fetched");
-    p->stalls = hash_u64 (prog, "stalls");
-    p->stall_us = hash_u64 (prog, "stall_us");
-    p->hits = hash_u64 (prog, "hits");
-    p->coverage = p->blocks_total ?
-      (double) p->blocks_present / p->blocks_total : 1;
-    if ((v = hash_field (prog, "rate_bytes_per_s")) != NULL)
-      p->rate_bytes_per_s = strtod (v, NULL);
-    if ((v = hash_field (prog, "eta_s")) != NULL)
-      p->eta_s = strtod (v, NULL);      /* -1: unknown, as ours */
-    if ((v = hash_field (prog, "paused")) != NULL)
-      p->paused = strcmp (v, "1") == 0;
-    if ((v = hash_field (prog, "bandwidth_limit")) != NULL)
-      p->bandwidth_limit = strtoll (v, NULL, 10);
+  if ((v = hash_field (info, "block_size")) != NULL)
+    p->block_size = strtoull (v, NULL, 10);
+  progress_fill (p, hash_lookup, prog ? prog : info);
+  if (prog)
     freeReplyObject (prog);
-  }
   freeReplyObject (info);
   return 0;
 }

@@ -71,13 +71,6 @@ json_flat_get (const char *json, const char *key, char *out, size_t outlen)
   return 0;
 }
 
-static uint64_t
-get_u64 (const char *json, const char *key)
-{
-  char v[32];
-  return json_flat_get (json, key, v, sizeof v) ? strtoull (v, NULL, 10) : 0;
-}
-
 void
 progress_init (struct progress *p, const char *id)
 {
@@ -90,11 +83,56 @@ progress_init (struct progress *p, const char *id)
   p->bandwidth_limit = -1;
 }
 
+void
+progress_fill (struct progress *p, progress_lookup_fn *get, void *src)
+{
+  const char *v;
+
+#define U64(field) p->field = (v = get (src, #field)) ? strtoull (v, NULL, 10) : 0
+  U64 (blocks_total);
+  U64 (blocks_present);
+  U64 (bytes_pulled);
+  U64 (bytes_fetched);
+  U64 (stalls);
+  U64 (stall_us);
+  U64 (hits);
+#undef U64
+  p->coverage = p->blocks_total ?
+    (double) p->blocks_present / p->blocks_total : 1;
+  /* Not in every filter's figures: unknown (-1) unless there. */
+  if ((v = get (src, "rate_bytes_per_s")) != NULL)
+    p->rate_bytes_per_s = strtod (v, NULL);
+  if ((v = get (src, "eta_s")) != NULL)
+    p->eta_s = strtod (v, NULL);        /* -1 there too when unknown */
+  if ((v = get (src, "paused")) != NULL)
+    p->paused = strcmp (v, "true") == 0 || strcmp (v, "1") == 0;
+  if ((v = get (src, "bandwidth_limit")) != NULL)
+    p->bandwidth_limit = strtoll (v, NULL, 10);
+  if (p->eta_s < 0 && p->blocks_present == p->blocks_total)
+    p->eta_s = 0;
+}
+
+/* A stats file's text and room for one value: the lookup of
+ * progress_fill. */
+struct stats_text {
+  const char *json;
+  char value[64];
+};
+
+static const char *
+stats_lookup (void *src, const char *key)
+{
+  struct stats_text *t = src;
+  return json_flat_get (t->json, key, t->value, sizeof t->value) ?
+    t->value : NULL;
+}
+
 int
 progress_read_stats (struct progress *p, const char *path, char *err,
                      size_t errlen)
 {
-  char buf[4096], v[32];
+  char buf[4096];
+  struct stats_text t = { .json = buf };
   FILE *fp = fopen (path, "r");
   size_t n;
 
@@ -106,32 +144,14 @@ progress_read_stats (struct progress *p, const char *path, char *err,
   fclose (fp);
   buf[n] = '\0';
   if (!json_flat_get (buf, "state", p->state, sizeof p->state) ||
-      !json_flat_get (buf, "blocks_total", v, sizeof v)) {
+      !stats_lookup (&t, "blocks_total")) {
     snprintf (err, errlen, "%s: not a shadow filter stats file", path);
     return -1;
   }
-  p->block_size = get_u64 (buf, "block_size");
-  p->blocks_total = get_u64 (buf, "blocks_total");
-  p->blocks_present = get_u64 (buf, "blocks_present");
-  p->bytes_pulled = get_u64 (buf, "bytes_pulled");
-  p->bytes_fetched = get_u64 (buf, "bytes_fetched");
-  p->stalls = get_u64 (buf, "stalls");
-  p->stall_us = get_u64 (buf, "stall_us");
-  p->hits = get_u64 (buf, "hits");
-  p->coverage = p->blocks_total ?
-    (double) p->blocks_present / p->blocks_total : 1;
-  /* Fields a newer filter writes: used when present. */
-  if (json_flat_get (buf, "rate_bytes_per_s", v, sizeof v))
-    p->rate_bytes_per_s = strtod (v, NULL);
-  if (json_flat_get (buf, "eta_s", v, sizeof v))
-    p->eta_s = strtod (v, NULL);
-  if (json_flat_get (buf, "paused", v, sizeof v))
-    p->paused = strcmp (v, "true") == 0 || strcmp (v, "1") == 0;
-  if (json_flat_get (buf, "bandwidth_limit", v, sizeof v))
-    p->bandwidth_limit = strtoll (v, NULL, 10);
+  if (stats_lookup (&t, "block_size"))
+    p->block_size = strtoull (t.value, NULL, 10);
   json_flat_get (buf, "source", p->source, sizeof p->source);
-  if (p->eta_s < 0 && p->blocks_present == p->blocks_total)
-    p->eta_s = 0;
+  progress_fill (p, stats_lookup, &t);
   return 0;
 }
 

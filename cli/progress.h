@@ -29,6 +29,12 @@ struct rate_meter {
 };
 
 extern void progress_init (struct progress *p, const char *id);
+/* Fill P's figures from the fields GET finds in SRC (NULL: absent):
+ * the stats file's JSON or the progress hash in Redis, which share
+ * their names. */
+typedef const char *progress_lookup_fn (void *src, const char *key);
+extern void progress_fill (struct progress *p, progress_lookup_fn *get,
+                           void *src);
 /* Fill P from the stats file PATH; -1 with a message in ERR. */
 extern int progress_read_stats (struct progress *p, const char *path,
                                 char *err, size_t errlen);
