@@ -7,30 +7,34 @@
 #include <string.h>
 
 #include "cli.h"
+#include "replace-file.h"
 
 static void
 usage (FILE *fp)
 {
   fprintf (fp,
 "usage: nbdshadow import --format FMT IN [-o OUT.csv] [--json]\n"
-"                        [--split HIST.csv FUT.csv]\n"
+"                        [--split HIST.csv FUT.csv] [--mode 0600]\n"
 "Convert the trace IN (\"-\": stdin) to the canonical CSV\n"
 "(ts_us,op,offset,length), sorted by time, on OUT.csv or stdout.\n"
 "FMT: csv, nbdkit-log, blkparse, msr, vscsi, disksim, replayer.\n"
 "--split also writes the standard scenario's halves: requests of the\n"
 "first half of the time span to HIST.csv, the rest to FUT.csv.\n"
 "--json prints a summary (requests per op, volume) instead of the CSV\n"
-"when no -o is given.\n");
+"when no -o is given.\n"
+"Files are replaced atomically, with --mode (octal, default 0600).\n");
 }
 
 static int
-write_file (const char *path, const struct trace *t)
+write_file (const char *path, const struct trace *t, mode_t mode)
 {
-  FILE *fp = fopen (path, "w");
-  if (!fp)
+  struct replace_file rf;
+
+  if (replace_file_begin (&rf, path, mode) == -1)
     return die ("%s: %s", path, strerror (errno));
-  if (trace_write_csv (fp, t) == -1 || fclose (fp) == EOF)
-    return die ("%s: write error", path);
+  trace_write_csv (rf.fp, t);
+  if (replace_file_commit (&rf, REPLACE_SYNC) == -1)
+    return die ("%s: write error: %s", path, strerror (errno));
   return 0;
 }
 
@@ -42,6 +46,7 @@ cmd_import (int argc, char **argv)
     { "output", required_argument, NULL, 'o' },
     { "split", required_argument, NULL, 's' },
     { "json", no_argument, NULL, 'j' },
+    { "mode", required_argument, NULL, 'M' },
     { "help", no_argument, NULL, 'h' },
     { NULL }
   };
@@ -51,6 +56,7 @@ cmd_import (int argc, char **argv)
   int c, json = 0, status = 1;
   FILE *in;
   uint64_t ops[256] = { 0 };
+  mode_t mode = PRIVATE_FILE_MODE;
 
   while ((c = getopt_long (argc, argv, "f:o:", opts, NULL)) != -1) {
     switch (c) {
@@ -63,6 +69,10 @@ cmd_import (int argc, char **argv)
       fut = argv[optind++];
       break;
     case 'j': json = 1; break;
+    case 'M':
+      if (parse_mode_option (optarg, &mode))
+        return 1;
+      break;
     case 'h': usage (stdout); return 0;
     default: usage (stderr); return 1;
     }
@@ -78,14 +88,15 @@ cmd_import (int argc, char **argv)
     die ("%s: %s", argv[optind], err);
     goto out;
   }
-  if (out ? write_file (out, &t) : (!json && trace_write_csv (stdout, &t)))
+  if (out ? write_file (out, &t, mode)
+      : (!json && trace_write_csv (stdout, &t)))
     goto out;
   if (hist) {
     if (trace_split (&t, &th, &tf, err) == -1) {
       die ("%s", err);
       goto out;
     }
-    if (write_file (hist, &th) || write_file (fut, &tf))
+    if (write_file (hist, &th, mode) || write_file (fut, &tf, mode))
       goto out;
   }
   if (json) {

@@ -33,6 +33,7 @@
 #include "metastore.h"
 #include "model.h"
 #include "progress.h"
+#include "replace-file.h"
 
 /* How long nbdkit may take to serve (it opens the source first). */
 #define START_TIMEOUT 60.0
@@ -247,7 +248,8 @@ choose_model (struct migration *m, char *model, size_t len)
     struct train_options topts = { .block_size = 65536, .region_shift = -1 };
 
     fprintf (stderr, "training a model on %s\n", m->history);
-    if (train_model_file (m->history, &topts, m->model_file, stderr, 0) == -1)
+    if (train_model_file (m->history, &topts, m->model_file,
+                          PRIVATE_FILE_MODE, stderr, 0) == -1)
       return -1;
     snprintf (model, len, "%s", m->model_file);
   }
@@ -320,22 +322,13 @@ build_command (struct migration *m, const char *model)
 static int
 write_pidfile (const struct migration *m)
 {
-  char tmp[PATH_MAX + 16];
-  FILE *fp;
-  int fd;
+  struct replace_file rf;
 
-  snprintf (tmp, sizeof tmp, "%s.XXXXXX", m->pidfile);
-  fd = mkstemp (tmp);
-  if (fd == -1 || !(fp = fdopen (fd, "w"))) {
-    if (fd >= 0)
-      close (fd);
-    return die ("%s: %s", tmp, strerror (errno)), -1;
-  }
-  fprintf (fp, "%d\n", (int) m->pid);
-  if (fclose (fp) == EOF || rename (tmp, m->pidfile) == -1) {
-    unlink (tmp);
+  if (replace_file_begin (&rf, m->pidfile, PRIVATE_FILE_MODE) == -1)
     return die ("%s: %s", m->pidfile, strerror (errno)), -1;
-  }
+  fprintf (rf.fp, "%d\n", (int) m->pid);
+  if (replace_file_commit (&rf, 0) == -1)
+    return die ("%s: %s", m->pidfile, strerror (errno)), -1;
   return 0;
 }
 

@@ -9,6 +9,8 @@
 #include <time.h>
 
 #include "cli.h"
+#include "parse-number.h"
+#include "replace-file.h"
 
 static const struct {
   const char *name;
@@ -51,27 +53,47 @@ die (const char *fmt, ...)
 int
 parse_block_size (const char *s, uint64_t *out)
 {
-  if (parse_size (s, out) == -1 || *out < 512 || (*out & (*out - 1)))
+  if (parse_size (s, out) == -1 || !learner_block_size_ok (*out))
     return -1;
+  return 0;
+}
+
+int
+parse_mode_option (const char *s, mode_t *mode)
+{
+  if (parse_file_mode (s, mode) == -1)
+    return die ("--mode: expected an octal file mode like 0640, got \"%s\"",
+                s);
   return 0;
 }
 
 int
 parse_duration (const char *s, double *out)
 {
-  char *end;
-  double v = strtod (s, &end), unit = 1;
+  static const struct { const char *suffix; double unit; } units[] = {
+    { "ms", 1e-3 }, { "us", 1e-6 }, { "s", 1 }, { "", 1 },
+  };
+  size_t n = strlen (s);
+  char num[64];
 
-  if (end == s || !(v >= 0))
-    return -1;
-  if (strcmp (end, "ms") == 0)
-    unit = 1e-3;
-  else if (strcmp (end, "us") == 0)
-    unit = 1e-6;
-  else if (strcmp (end, "s") != 0 && *end != '\0')
-    return -1;
-  *out = v * unit;
-  return 0;
+  for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+    size_t k = strlen (units[i].suffix);
+    if (n <= k || n - k >= sizeof num || strcmp (s + n - k, units[i].suffix))
+      continue;
+    memcpy (num, s, n - k);
+    num[n - k] = '\0';
+    if (parse_double (num, out) == -1 || !(*out >= 0))
+      return -1;
+    *out *= units[i].unit;
+    return 0;
+  }
+  return -1;
+}
+
+int
+parse_positive (const char *s, double *out)
+{
+  return parse_double (s, out) == -1 || !(*out > 0) ? -1 : 0;
 }
 
 double

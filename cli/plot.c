@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "replace-file.h"
 
 #define W 800
 #define PANEL_H 260
@@ -67,14 +68,16 @@ panel (FILE *fp, const struct sim_result *res, int n, int y0,
 
 int
 plot_svg (const char *path, const struct sim_result *res, int n,
-          const char *title)
+          const char *title, mode_t mode)
 {
-  FILE *fp = fopen (path, "w");
+  struct replace_file rf;
+  FILE *fp;
   double max_stalls = 0;
   int h = TOP + 2 * PANEL_H + GAP + 40;
 
-  if (!fp)
+  if (replace_file_begin (&rf, path, mode) == -1)
     return die ("%s: %s", path, strerror (errno)) ? -1 : -1;
+  fp = rf.fp;
   for (int i = 0; i < n; i++)
     if (res[i].curve[SIM_CURVE_POINTS].stalls > max_stalls)
       max_stalls = res[i].curve[SIM_CURVE_POINTS].stalls;
@@ -91,7 +94,7 @@ plot_svg (const char *path, const struct sim_result *res, int n,
     fprintf (fp, "<text x='%d' y='%d' font-size='13' fill='%s'>%s</text>\n",
              W - 150, TOP + 20 + 18 * i, colours[i % 8], res[i].policy);
   fprintf (fp, "</svg>\n");
-  if (fclose (fp) == EOF)
-    return die ("%s: write error", path) ? -1 : -1;
+  if (replace_file_commit (&rf, REPLACE_SYNC) == -1)
+    return die ("%s: write error: %s", path, strerror (errno)) ? -1 : -1;
   return 0;
 }

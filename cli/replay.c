@@ -23,6 +23,7 @@
 #include <libnbd.h>
 
 #include "cli.h"
+#include "parse-number.h"
 
 /* Writes carry this pattern: the 8-byte word at disk offset o (o a
  * multiple of 8) holds o XOR WRITE_PATTERN_MAGIC, big-endian; a request
@@ -582,18 +583,6 @@ print_report (struct replay *rp, int json)
   print_latency_row ("reads", &reads);
 }
 
-static int
-parse_speed (const char *s, double *out)
-{
-  char *end;
-
-  errno = 0;
-  *out = strtod (s, &end);
-  if (end == s || *end || errno || !isfinite (*out) || *out < 0)
-    return -1;
-  return 0;
-}
-
 int
 cmd_replay (int argc, char **argv)
 {
@@ -609,8 +598,8 @@ cmd_replay (int argc, char **argv)
   const char *trace_path = NULL;
   struct trace t = { 0 };
   struct replay rp = { .t = &t, .speed = 1 };
-  char err[LEARNER_ERRLEN], *end;
-  unsigned long long max_inflight = 0;
+  char err[LEARNER_ERRLEN];
+  uint64_t max_inflight = 0;
   int c, json = 0, status = 1;
 
   while ((c = getopt_long (argc, argv, "", opts, NULL)) != -1) {
@@ -618,14 +607,12 @@ cmd_replay (int argc, char **argv)
     case 't': trace_path = optarg; break;
     case 'u': rp.uri = optarg; break;
     case 's':
-      if (parse_speed (optarg, &rp.speed) == -1)
+      if (parse_double (optarg, &rp.speed) == -1 || !(rp.speed >= 0))
         return die ("--speed: expected a number >= 0 (0: as fast as "
                     "possible), got \"%s\"", optarg);
       break;
     case 'm':
-      errno = 0;
-      max_inflight = strtoull (optarg, &end, 10);
-      if (*optarg < '1' || *optarg > '9' || *end || errno)
+      if (parse_uint64 (optarg, 10, &max_inflight) == -1 || max_inflight == 0)
         return die ("--max-inflight: expected a positive number, got \"%s\"",
                     optarg);
       break;

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "model.h"
 #include "order.h"
+#include "replace-file.h"
 
 #define MAX_POLICIES 16
 
@@ -21,7 +22,7 @@ usage (FILE *fp)
 "         --policy P[,P...]|all [--model MODEL] [--block-size 64K]\n"
 "         [--bandwidth BYTES_PER_S | --bandwidth-ratio R] [--rtt 1ms]\n"
 "         [--sparse] [--seq-model ngram|gru] [--timing] [--json]\n"
-"         [--plot out.svg]\n"
+"         [--plot out.svg [--mode 0600]]\n"
 "Replay FUT.csv open-loop while the background copy pulls blocks in each\n"
 "policy's order (none, sequential, frequency, first-access, predict,\n"
 "oracle; all = every one).  Policies needing a model train one on\n"
@@ -34,7 +35,8 @@ usage (FILE *fp)
 "deterministic).  Output: a table, or with --json one object per policy\n"
 "(an array when several): requests, stalls, stall_ratio, stall_seconds,\n"
 "demand_blocks (fetched while the guest waited), time_to_full_copy,\n"
-"gap_closed.\n");
+"gap_closed.  The plot is replaced atomically, with --mode (octal,\n"
+"default 0600).\n");
 }
 
 static int
@@ -80,6 +82,7 @@ cmd_simulate (int argc, char **argv)
     { "timing", no_argument, NULL, 'T' },
     { "json", no_argument, NULL, 'j' },
     { "plot", required_argument, NULL, 'P' },
+    { "mode", required_argument, NULL, 'M' },
     { "help", no_argument, NULL, 'h' },
     { NULL }
   };
@@ -96,6 +99,7 @@ cmd_simulate (int argc, char **argv)
   struct model *m = NULL;
   int c, n, json = 0, timing = 0, status = 1;
   uint64_t bw;
+  mode_t mode = PRIVATE_FILE_MODE;
 
   while ((c = getopt_long (argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
@@ -105,7 +109,7 @@ cmd_simulate (int argc, char **argv)
     case 'm': model_path = optarg; break;
     case 'b':
       if (parse_block_size (optarg, &cfg.block_size) == -1)
-        return die ("--block-size: expected a power of 2 >= 512, got \"%s\"",
+        return die ("--block-size: expected a power of 2 from 512 to 64M, got \"%s\"",
                     optarg);
       break;
     case 'B':
@@ -115,8 +119,7 @@ cmd_simulate (int argc, char **argv)
       cfg.bandwidth = (double) bw;
       break;
     case 'R':
-      cfg.bandwidth_ratio = strtod (optarg, NULL);
-      if (!(cfg.bandwidth_ratio > 0))
+      if (parse_positive (optarg, &cfg.bandwidth_ratio) == -1)
         return die ("--bandwidth-ratio: expected a positive number, got "
                     "\"%s\"", optarg);
       break;
@@ -133,6 +136,10 @@ cmd_simulate (int argc, char **argv)
     case 'T': timing = 1; break;
     case 'j': json = 1; break;
     case 'P': plot = optarg; break;
+    case 'M':
+      if (parse_mode_option (optarg, &mode))
+        return 1;
+      break;
     case 'h': usage (stdout); return 0;
     default: usage (stderr); return 1;
     }
@@ -236,7 +243,7 @@ cmd_simulate (int argc, char **argv)
     char title[256];
     snprintf (title, sizeof title, "%s, bandwidth %.3g MB/s%s", fut_path,
               sc.bandwidth / 1e6, cfg.sparse ? ", sparse" : "");
-    if (plot_svg (plot, res, n, title) == -1)
+    if (plot_svg (plot, res, n, title, mode) == -1)
       goto out;
   }
   status = 0;

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "model.h"
+#include "replace-file.h"
 
 static void
 usage (FILE *fp)
@@ -14,16 +15,18 @@ usage (FILE *fp)
   fprintf (fp,
 "usage: nbdshadow train --trace HIST.csv [--block-size 64K]\n"
 "                       [--region-blocks N] -o MODEL [--json]\n"
+"                       [--mode 0600]\n"
 "Fit the access predictor on the canonical trace HIST.csv: per-block and\n"
 "per-region libsvm rankers, and the delta sequence models (n-gram and\n"
 "GRU; the better one on the history's last fifth is used online).\n"
 "--region-blocks: region size in blocks (a power of 2); default: chosen\n"
-"from the history.\n");
+"from the history.\n"
+"MODEL is replaced atomically, with --mode (octal, default 0600).\n");
 }
 
 int
 train_model_file (const char *trace_path, const struct train_options *topts,
-                  const char *out, FILE *report, int json)
+                  const char *out, mode_t mode, FILE *report, int json)
 {
   struct trace t = { 0 };
   struct model *m = NULL;
@@ -41,7 +44,7 @@ train_model_file (const char *trace_path, const struct train_options *topts,
     die ("train: %s", err);
     goto out;
   }
-  if (model_save (m, out, err) == -1) {
+  if (model_save (m, out, mode, err) == -1) {
     die ("%s", err);
     goto out;
   }
@@ -83,6 +86,7 @@ cmd_train (int argc, char **argv)
     { "region-blocks", required_argument, NULL, 'r' },
     { "output", required_argument, NULL, 'o' },
     { "json", no_argument, NULL, 'j' },
+    { "mode", required_argument, NULL, 'M' },
     { "help", no_argument, NULL, 'h' },
     { NULL }
   };
@@ -90,13 +94,14 @@ cmd_train (int argc, char **argv)
   const char *trace_path = NULL, *out = NULL;
   int c, json = 0;
   uint64_t rb;
+  mode_t mode = PRIVATE_FILE_MODE;
 
   while ((c = getopt_long (argc, argv, "t:b:o:", opts, NULL)) != -1) {
     switch (c) {
     case 't': trace_path = optarg; break;
     case 'b':
       if (parse_block_size (optarg, &topts.block_size) == -1)
-        return die ("--block-size: expected a power of 2 >= 512, got \"%s\"",
+        return die ("--block-size: expected a power of 2 from 512 to 64M, got \"%s\"",
                     optarg);
       break;
     case 'r':
@@ -108,6 +113,10 @@ cmd_train (int argc, char **argv)
       break;
     case 'o': out = optarg; break;
     case 'j': json = 1; break;
+    case 'M':
+      if (parse_mode_option (optarg, &mode))
+        return 1;
+      break;
     case 'h': usage (stdout); return 0;
     default: usage (stderr); return 1;
     }
@@ -116,5 +125,5 @@ cmd_train (int argc, char **argv)
     usage (stderr);
     return 1;
   }
-  return train_model_file (trace_path, &topts, out, stdout, json) == -1;
+  return train_model_file (trace_path, &topts, out, mode, stdout, json) == -1;
 }

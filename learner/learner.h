@@ -26,6 +26,24 @@ enum trace_op {
   TRACE_FLUSH = 'F',
 };
 
+/* Bounds every trace record keeps, so that no sum or rounding of offsets
+ * and times overflows downstream: a request ends by 2^63 - 1 bytes (an
+ * NBD export's size is a signed 64-bit number) and is issued by 2^63 - 1
+ * microseconds.  trace_append refuses anything beyond. */
+#define TRACE_MAX_END ((uint64_t) INT64_MAX)
+#define TRACE_MAX_TS ((uint64_t) INT64_MAX)
+
+/* Block sizes the learner works with (train, simulate, model files):
+ * powers of two in this range.  The filter takes 4K..4M of them. */
+#define LEARNER_MIN_BLOCK_SIZE 512
+#define LEARNER_MAX_BLOCK_SIZE (UINT64_C (64) << 20)
+static inline int
+learner_block_size_ok (uint64_t bs)
+{
+  return bs >= LEARNER_MIN_BLOCK_SIZE && bs <= LEARNER_MAX_BLOCK_SIZE &&
+         (bs & (bs - 1)) == 0;
+}
+
 struct trace_rec {
   uint64_t ts_us;
   uint64_t offset;

@@ -7,6 +7,8 @@
 #ifndef NBDSHADOW_MODEL_H
 #define NBDSHADOW_MODEL_H
 
+#include <sys/types.h>
+
 #include "history.h"
 #include "ranker.h"
 #include "seqmodel.h"
@@ -46,7 +48,9 @@ struct train_options {
 extern struct model *model_train (const struct trace *history,
                                   const struct train_options *opts,
                                   char *err);
-extern int model_save (const struct model *m, const char *path, char *err);
+/* Written through a temporary file renamed over PATH, with MODE. */
+extern int model_save (const struct model *m, const char *path, mode_t mode,
+                       char *err);
 extern struct model *model_load (const char *path, char *err);
 extern void model_free (struct model *m);
 

@@ -4,6 +4,8 @@
  * before trusting a byte, so a truncated or corrupt model is refused. */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 
 #include "blob.h"
 #include "model.h"
+#include "replace-file.h"
 
 static const char MAGIC[8] = "NBDSHMDL";
 #define BYTE_ORDER_MARK 0x01020304u
@@ -166,15 +169,153 @@ get_payload (struct blob_reader *r, struct model *m)
   return 0;
 }
 
+/* ---- validation ----
+ *
+ * A checksum only says the file is what some writer wrote, not that the
+ * writer was `nbdshadow train`: every field is checked against what the
+ * code using it assumes (a block size that is not a power of two made the
+ * filter's block arithmetic corrupt its heap).  New fields join here. */
+
+static int
+invalid (char *why, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  vsnprintf (why, LEARNER_ERRLEN, fmt, ap);
+  va_end (ap);
+  return -1;
+}
+
+static int
+is_probability (double p)
+{
+  return p >= 0 && p <= 1;      /* false for NaN */
+}
+
+/* UNIT_LIMIT: units are below it (block numbers of a disk ending by
+ * TRACE_MAX_END, shifted to the history's granularity). */
+static int
+validate_history (const struct history *h, const char *what,
+                  unsigned shift, uint64_t unit_limit, char *why)
+{
+  if (h->shift != shift)
+    return invalid (why, "%s history at granularity %u, expected %u", what,
+                    h->shift, shift);
+  if (h->t_begin > h->t_end)
+    return invalid (why, "%s history ends before it begins", what);
+  if (h->n > UINT32_MAX)
+    return invalid (why, "%s history has too many units", what);
+  for (size_t i = 0; i < h->n; i++) {
+    const struct unit_stat *u = &h->units[i];
+    if (u->unit >= unit_limit)
+      return invalid (why, "%s %" PRIu64 " lies beyond the largest disk",
+                      what, u->unit);
+    if (u64map_get (&h->index, u->unit) != i)
+      return invalid (why, "%s %" PRIu64 " listed twice", what, u->unit);
+    if (u->first_ts > u->last_ts || u->writes > u->count ||
+        u->seq > u->count || u->recent > u->count)
+      return invalid (why, "%s %" PRIu64 ": inconsistent statistics", what,
+                      u->unit);
+  }
+  return 0;
+}
+
+static int
+validate_ranker (const struct ranker *r, const char *what, char *why)
+{
+  const struct svm_model *m = r->svm;
+
+  if (!is_probability (r->prior))
+    return invalid (why, "%s ranker: prior is not a probability", what);
+  for (int f = 0; f < NFEATURES; f++)
+    if (!isfinite (r->fmin[f]) || !isfinite (r->fmax[f]) ||
+        r->fmin[f] > r->fmax[f])
+      return invalid (why, "%s ranker: bad scaling of feature %d", what, f);
+  if (!m)
+    return 0;
+  if (!(isfinite (m->param.gamma) && m->param.gamma > 0) ||
+      !isfinite (m->rho[0]) || !isfinite (m->probA[0]) ||
+      !isfinite (m->probB[0]))
+    return invalid (why, "%s ranker: bad SVM parameters", what);
+  for (int i = 0; i < m->l; i++) {
+    if (!isfinite (m->sv_coef[0][i]))
+      return invalid (why, "%s ranker: bad SVM coefficient", what);
+    for (int f = 0; f < NFEATURES; f++)
+      if (!isfinite (m->SV[i][f].value))
+        return invalid (why, "%s ranker: bad support vector", what);
+  }
+  return 0;
+}
+
+static int
+validate_seqmodel (const struct seqmodel *q, char *why)
+{
+  const struct ngram *g = &q->ngram;
+
+  /* Totals are the sums of their counts: n-gram probabilities stay in
+   * [0, 1]. */
+  for (int a = 0; a < SEQ_VOCAB; a++) {
+    uint64_t bi = 0;
+    for (int b = 0; b < SEQ_VOCAB; b++) {
+      uint64_t tri = 0;
+      for (int c = 0; c < SEQ_VOCAB; c++)
+        tri += g->tri[a][b][c];
+      if (tri != g->tri_total[a][b])
+        return invalid (why, "n-gram counts do not add up");
+      bi += g->bi[a][b];
+    }
+    if (bi != g->bi_total[a])
+      return invalid (why, "n-gram counts do not add up");
+  }
+  for (int i = 0; i < GRU_NPARAMS; i++)
+    if (!isfinite (q->gru.params[i]))
+      return invalid (why, "GRU parameter %d is not a finite number", i);
+  return 0;
+}
+
+static int
+model_validate (const struct model *m, char *why)
+{
+  uint64_t max_block;
+
+  if (!learner_block_size_ok (m->block_size))
+    return invalid (why, "block size %" PRIu64 " is not a power of two "
+                    "from %d to %" PRIu64, m->block_size,
+                    LEARNER_MIN_BLOCK_SIZE, LEARNER_MAX_BLOCK_SIZE);
+  max_block = TRACE_MAX_END / m->block_size + 1;
+  if (m->region_shift > 40)
+    return invalid (why, "region of 2^%u blocks", m->region_shift);
+  if (validate_history (&m->blocks, "block", 0, max_block, why) == -1 ||
+      validate_history (&m->regions, "region", m->region_shift,
+                        (max_block >> m->region_shift) + 1, why) == -1)
+    return -1;
+  for (size_t i = 0; i < m->blocks.n; i++)
+    if (!is_probability (m->block_scores[i]))
+      return invalid (why, "block score %zu is not a probability", i);
+  for (size_t i = 0; i < m->ncandidates; i++)
+    if (m->candidates[i].unit > (max_block >> m->region_shift) ||
+        !is_probability (m->candidates[i].score))
+      return invalid (why, "candidate region %zu is out of range", i);
+  if (validate_ranker (&m->block_ranker, "block", why) == -1 ||
+      validate_ranker (&m->region_ranker, "region", why) == -1 ||
+      validate_seqmodel (&m->seq, why) == -1)
+    return -1;
+  if (!is_probability (m->seq_score.hit_rate[SEQ_NGRAM]) ||
+      !is_probability (m->seq_score.hit_rate[SEQ_GRU]) ||
+      !is_probability (m->retouch_rate) ||
+      !(m->expected_new_blocks >= 0 && isfinite (m->expected_new_blocks)))
+    return invalid (why, "a rate is out of range");
+  return 0;
+}
+
 int
-model_save (const struct model *m, const char *path, char *err)
+model_save (const struct model *m, const char *path, mode_t mode, char *err)
 {
   struct blob_writer w = { 0 };
   unsigned char digest[SHA256_DIGEST_LENGTH];
   uint32_t version = MODEL_VERSION, bom = BYTE_ORDER_MARK;
   uint64_t len;
-  char tmp[4096];
-  FILE *fp;
+  struct replace_file rf;
   int ret = -1;
 
   put_payload (&w, m);
@@ -184,33 +325,20 @@ model_save (const struct model *m, const char *path, char *err)
   }
   len = w.len;
   SHA256 (w.data, w.len, digest);
-  if (snprintf (tmp, sizeof tmp, "%s.tmp", path) >= (int) sizeof tmp) {
-    snprintf (err, LEARNER_ERRLEN, "model path too long");
-    goto out;
-  }
-  fp = fopen (tmp, "wb");
-  if (!fp) {
-    snprintf (err, LEARNER_ERRLEN, "%.200s: %s", tmp, strerror (errno));
-    goto out;
-  }
-  fwrite (MAGIC, 1, sizeof MAGIC, fp);
-  fwrite (&version, sizeof version, 1, fp);
-  fwrite (&bom, sizeof bom, 1, fp);
-  fwrite (&len, sizeof len, 1, fp);
-  fwrite (digest, 1, sizeof digest, fp);
-  fwrite (w.data, 1, w.len, fp);
-  if (fflush (fp) == EOF || ferror (fp) || fsync (fileno (fp)) == -1) {
-    snprintf (err, LEARNER_ERRLEN, "%.200s: write: %s", tmp,
-              strerror (errno));
-    fclose (fp);
-    unlink (tmp);
-    goto out;
-  }
-  fclose (fp);
-  /* Replace atomically: a reader never sees half a model. */
-  if (rename (tmp, path) == -1) {
+  /* Replaced atomically: a reader never sees half a model. */
+  if (replace_file_begin (&rf, path, mode) == -1) {
     snprintf (err, LEARNER_ERRLEN, "%.200s: %s", path, strerror (errno));
-    unlink (tmp);
+    goto out;
+  }
+  fwrite (MAGIC, 1, sizeof MAGIC, rf.fp);
+  fwrite (&version, sizeof version, 1, rf.fp);
+  fwrite (&bom, sizeof bom, 1, rf.fp);
+  fwrite (&len, sizeof len, 1, rf.fp);
+  fwrite (digest, 1, sizeof digest, rf.fp);
+  fwrite (w.data, 1, w.len, rf.fp);
+  if (replace_file_commit (&rf, REPLACE_SYNC) == -1) {
+    snprintf (err, LEARNER_ERRLEN, "%.200s: write: %s", path,
+              strerror (errno));
     goto out;
   }
   ret = 0;
@@ -236,6 +364,7 @@ model_load (const char *path, char *err)
   uint8_t *payload = NULL;
   struct model *m = NULL;
   struct blob_reader r;
+  char why[LEARNER_ERRLEN];
   long size;
 
   if (!fp) {
@@ -288,6 +417,11 @@ model_load (const char *path, char *err)
   r = (struct blob_reader) { .p = payload, .left = len };
   if (!m || get_payload (&r, m) == -1) {
     load_fail (err, path, "malformed model payload");
+    model_free (m);
+    m = NULL;
+  }
+  else if (model_validate (m, why) == -1) {
+    snprintf (err, LEARNER_ERRLEN, "%.90s: invalid model: %.140s", path, why);
     model_free (m);
     m = NULL;
   }

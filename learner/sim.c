@@ -42,11 +42,27 @@ sim_prepare (struct sim_scenario *s, const struct trace *history,
              char *err)
 {
   const uint64_t bs = cfg->block_size;
-  uint64_t vh = trace_volume (history, bs), vf = trace_volume (future, bs);
+  uint64_t vh, vf;
   uint64_t *seen = NULL;
   size_t oracle_cap = future->n + 1;
 
   memset (s, 0, sizeof *s);
+  if (!learner_block_size_ok (bs)) {
+    snprintf (err, LEARNER_ERRLEN, "block size %llu is not a power of two "
+              "from %d to %llu", (unsigned long long) bs,
+              LEARNER_MIN_BLOCK_SIZE,
+              (unsigned long long) LEARNER_MAX_BLOCK_SIZE);
+    return -1;
+  }
+  vh = trace_volume (history, bs);
+  vf = trace_volume (future, bs);
+  if ((vh > vf ? vh : vf) / bs > SIM_MAX_BLOCKS) {
+    snprintf (err, LEARNER_ERRLEN, "the volume (%llu bytes) is more than "
+              "%llu blocks of %llu bytes: give a larger --block-size",
+              (unsigned long long) (vh > vf ? vh : vf),
+              (unsigned long long) SIM_MAX_BLOCKS, (unsigned long long) bs);
+    return -1;
+  }
   s->cfg = *cfg;
   s->future = future;
   if (future->n < 2 ||

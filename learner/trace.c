@@ -19,8 +19,14 @@ trace_append (struct trace *t, uint64_t ts_us, char op, uint64_t offset,
               length);
     return -1;
   }
-  if (offset + length < offset) {
-    snprintf (err, LEARNER_ERRLEN, "offset + length overflows");
+  if (offset > TRACE_MAX_END - length) {
+    snprintf (err, LEARNER_ERRLEN, "request at %" PRIu64 " + %" PRIu64
+              " ends beyond 2^63 - 1 bytes", offset, length);
+    return -1;
+  }
+  if (ts_us > TRACE_MAX_TS) {
+    snprintf (err, LEARNER_ERRLEN, "timestamp %" PRIu64 " beyond 2^63 - 1 us",
+              ts_us);
     return -1;
   }
   if (t->n == t->cap) {

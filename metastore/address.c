@@ -95,9 +95,10 @@ ms_parse_address (const char *s, struct ms_address *a, char *err)
   }
   if (strncmp (s, "redis://", 8) == 0) {
     const char *rest = s + 8;
+    /* Not echoed: it may hold a password. */
     if (strchr (rest, '@'))
-      return fail (err, "'%s': no user or password in the address "
-                   "(give a user and a password file)", s);
+      return fail (err, "a redis:// address must not hold a user or password "
+                   "(give a user and a password file)");
     /* A trailing slash (or the default database, /0) is allowed. */
     char *copy = strdup (rest), *slash;
     if (copy == NULL)
@@ -285,16 +286,22 @@ ms_command_slot (const char *cmd, size_t len)
 {
   const char *end = cmd + len, *p = strchr (cmd, '\n'), *arg = NULL;
   size_t alen = 0;
-  bool streams = false, after_streams = false;
+  bool streams, after_streams = false;
+  int skip;
 
   if (p == NULL || (p = next_arg (p + 1, end, &arg, &alen)) == NULL)
     return 0;
+  /* Where the key is: after STREAMS (XREAD, XREADGROUP), after the
+   * subcommand (XGROUP CREATE key ...), else the first argument.
+   */
   streams = (alen == 5 && strncasecmp (arg, "XREAD", 5) == 0) ||
             (alen == 10 && strncasecmp (arg, "XREADGROUP", 10) == 0);
+  skip = (alen == 6 && strncasecmp (arg, "XGROUP", 6) == 0) ? 1 : 0;
   while ((p = next_arg (p, end, &arg, &alen)) != NULL) {
-    if (!streams || after_streams)
+    if (streams && !after_streams)
+      after_streams = alen == 7 && strncasecmp (arg, "STREAMS", 7) == 0;
+    else if (skip-- <= 0)
       return ms_key_slot (arg, alen);
-    after_streams = alen == 7 && strncasecmp (arg, "STREAMS", 7) == 0;
   }
   return 0;
 }

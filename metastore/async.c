@@ -227,23 +227,19 @@ cmd_cb (redisAsyncContext *ac, void *reply, void *priv)
   cmd_free (c);
 }
 
-int
-ms_async_command (struct ms_async *a, ms_reply_fn *fn, void *priv,
-                  const char *fmt, ...)
+/* Send a formatted command (taken over) where its slot lives. */
+static int
+cmd_start (struct ms_async *a, ms_reply_fn *fn, void *priv, char *buf, int len)
 {
   struct cmd *c;
-  va_list ap;
-  int len;
 
-  if (a->state != UP || (c = calloc (1, sizeof *c)) == NULL)
+  if (len < 0)
     return -1;
-  va_start (ap, fmt);
-  len = redisvFormatCommand (&c->buf, fmt, ap);
-  va_end (ap);
-  if (len < 0) {
-    free (c);
+  if ((c = calloc (1, sizeof *c)) == NULL) {
+    free (buf);
     return -1;
   }
+  c->buf = buf;
   c->a = a;
   c->len = len;
   c->slot = ms_command_slot (c->buf, len);
@@ -254,6 +250,35 @@ ms_async_command (struct ms_async *a, ms_reply_fn *fn, void *priv,
     return -1;
   }
   return 0;
+}
+
+int
+ms_async_command (struct ms_async *a, ms_reply_fn *fn, void *priv,
+                  const char *fmt, ...)
+{
+  char *buf;
+  va_list ap;
+  int len;
+
+  if (a->state != UP)
+    return -1;
+  va_start (ap, fmt);
+  len = redisvFormatCommand (&buf, fmt, ap);
+  va_end (ap);
+  return cmd_start (a, fn, priv, buf, len);
+}
+
+int
+ms_async_argv (struct ms_async *a, ms_reply_fn *fn, void *priv, int argc,
+               const char **argv)
+{
+  char *buf;
+  int len;
+
+  if (a->state != UP)
+    return -1;
+  len = redisFormatCommandArgv (&buf, argc, argv, NULL);
+  return cmd_start (a, fn, priv, buf, len);
 }
 
 bool

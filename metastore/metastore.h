@@ -91,7 +91,8 @@ extern const char *ms_key (char *buf, size_t len, const char *id,
 /* The Redis Cluster slot of a key (CRC16 of its {hash tag}). */
 extern unsigned ms_key_slot (const char *key, size_t len);
 /* The slot of the key a formatted command (RESP array) works on:
- * argv[1], or the first key after STREAMS for XREAD/XREADGROUP.
+ * argv[1]; argv[2] for XGROUP; the first key after STREAMS for
+ * XREAD/XREADGROUP.
  */
 extern unsigned ms_command_slot (const char *cmd, size_t len);
 /* A cluster redirect in an error reply: "MOVED slot host:port" or
@@ -139,6 +140,9 @@ extern bool ms_async_is_up (const struct ms_async *a);
  */
 extern int ms_async_command (struct ms_async *a, ms_reply_fn *fn, void *priv,
                              const char *fmt, ...);
+/* The same with the words given. */
+extern int ms_async_argv (struct ms_async *a, ms_reply_fn *fn, void *priv,
+                          int argc, const char **argv);
 /* Disconnect; pending callbacks run with NULL. */
 extern void ms_async_free (struct ms_async *a);
 

@@ -172,6 +172,26 @@ drain_ring (void)
 
 /* ---- the order the engine follows ---- */
 
+/* The order's latest picks, for the mirror's predicted set (mirror.c):
+ * the head of its ranking as it re-ranks.  Under order_lock.
+ */
+static uint64_t picks[PREDICT_PICKS];
+static uint64_t npicks;
+
+size_t
+predict_recent_picks (uint64_t *out, size_t max)
+{
+  size_t n;
+
+  pthread_mutex_lock (&order_lock);
+  n = npicks < max ? npicks : max;
+  n = n < PREDICT_PICKS ? n : PREDICT_PICKS;
+  for (size_t i = 0; i < n; i++)
+    out[i] = picks[(npicks - 1 - i) % PREDICT_PICKS];
+  pthread_mutex_unlock (&order_lock);
+  return n;
+}
+
 static int
 present_for_order (void *ctx, uint64_t b)
 {
@@ -191,6 +211,8 @@ order_next_block (struct engine_order *self, uint64_t *b)
      * very next pull.
      */
     n = order_next (order, b, 1, present_for_order, NULL);
+    if (n == 1)
+      picks[npicks++ % PREDICT_PICKS] = *b;
   }
   pthread_mutex_unlock (&order_lock);
   atomic_fetch_add_explicit (&model_ns, time_ns () - t0,

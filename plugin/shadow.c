@@ -17,14 +17,10 @@
 
 #include <nbdkit-filter.h>
 
+#include "replace-file.h"
 #include "shadow.h"
 
-struct shadow shadow;
-
-/* Parameters from DESIGN.md that later parts of nbdshadow implement:
- * refused with a clear message rather than silently ignored.
- */
-static const char *not_yet[] = { "shadow-redis", "shadow-id", NULL };
+struct shadow shadow = { .file_mode = PRIVATE_FILE_MODE };
 
 static void
 shadow_unload (void)
@@ -35,6 +31,7 @@ shadow_unload (void)
   upstream_unload ();
   record_unload ();
   predict_unload ();
+  mirror_unload ();
 }
 
 static int
@@ -88,7 +85,9 @@ shadow_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
   /* The upstream side takes its own shadow-* parameters and notes the
    * plugin's (the source's address, TLS), which the plugin checks too.
    */
-  int r = upstream_config (key, value);
+  int r = mirror_config (key, value);
+  if (r == 0)
+    r = upstream_config (key, value);
   if (r == 0)
     r = predict_config (key, value);
   if (r == 0)
@@ -106,11 +105,14 @@ shadow_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     return set_path (&shadow.stats_file, key, value);
   if (strcmp (key, "shadow-block-size") == 0)
     return parse_block_size (value);
-  for (const char **k = not_yet; *k; k++)
-    if (strcmp (key, *k) == 0) {
-      nbdkit_error ("%s: not implemented yet in this version of the filter", key);
+  if (strcmp (key, "shadow-file-mode") == 0) {
+    if (parse_file_mode (value, &shadow.file_mode) == -1) {
+      nbdkit_error ("shadow-file-mode: '%s' is not an octal file mode "
+                    "(e.g. 0640)", value);
       return -1;
     }
+    return 0;
+  }
   nbdkit_error ("unknown parameter %s (see nbdkit-shadow-filter(1))", key);
   return -1;
 }
@@ -133,7 +135,7 @@ shadow_config_complete (nbdkit_next_config_complete *next,
     return -1;
   }
   /* The model may set the block size and the policy. */
-  if (predict_config_complete () == -1)
+  if (predict_config_complete () == -1 || mirror_config_complete () == -1)
     return -1;
   if (shadow.block_size == 0) {
     shadow.block_size = SHADOW_DEFAULT_BLOCK_SIZE;
@@ -148,6 +150,7 @@ shadow_config_complete (nbdkit_next_config_complete *next,
   "shadow-block-size=<N>   Block size, power of two 4K..4M (default 64K,\n" \
   "                        or the model's).\n" \
   "shadow-stats=<FILE>     Rewrite FILE with JSON statistics every second.\n" \
+  "shadow-file-mode=<M>    Octal mode of the stats and record files (0600).\n" \
   "shadow-model=<FILE>     Predictor from nbdshadow train.\n" \
   "shadow-policy=<P>       Background copy order: predict (default with a\n" \
   "                        model), sequential (default without), frequency,\n" \
@@ -157,7 +160,14 @@ shadow_config_complete (nbdkit_next_config_complete *next,
   "shadow-inflight=<N>     Most background reads in flight (default 64).\n" \
   "shadow-connections=<N>  Background connections if multi-conn (default 1).\n" \
   "shadow-bandwidth=<N>    Cap on background reads, bytes/s (default none).\n" \
-  "shadow-timeout=<SECS>   A guest read fails after waiting this long (30)."
+  "shadow-timeout=<SECS>   A guest read fails after waiting this long (30).\n" \
+  "shadow-redis=<ADDR>     Mirror progress into Redis and take commands\n" \
+  "                        from it: unix:PATH, tcp:HOST:PORT, redis://HOST.\n" \
+  "shadow-id=<ID>          The volume's name in Redis (needed with it).\n" \
+  "shadow-redis-user=<U>   Redis ACL user (with a password file).\n" \
+  "shadow-redis-password-file=<FILE>  Redis password: FILE's first line.\n" \
+  "shadow-redis-required=true  Refuse to start without Redis.\n" \
+  "shadow-export-uri=<URI> The URI clients use, shown in Redis."
 
 /* Files are checked before the fork so that bad ones stop nbdkit with a
  * clear error before it daemonizes.
@@ -168,7 +178,8 @@ shadow_get_ready (int thread_model)
   shadow.shadow_fd = shadow.state_fd = -1;
   if (store_open () == -1)
     return -1;
-  if (statefile_open () == -1 || record_get_ready () == -1) {
+  if (statefile_open () == -1 || record_get_ready () == -1 ||
+      mirror_get_ready () == -1) {
     store_forget_unused ();
     return -1;
   }
@@ -220,7 +231,8 @@ shadow_after_fork (nbdkit_backend *backend)
   /* Recording covers the migration only: a complete shadow has none. */
   if (shadow.complete)
     record_flush (true);
-  if (upstream_start () == -1 || housekeeping_start () == -1)
+  if (upstream_start () == -1 || housekeeping_start () == -1 ||
+      mirror_start () == -1)
     goto fail;
   return 0;
  fail:
@@ -233,6 +245,7 @@ shadow_cleanup (nbdkit_backend *backend)
 {
   int err;
 
+  mirror_stop ();               /* first: its commands act on the engine */
   housekeeping_stop ();
   upstream_close ();            /* no pull lands after the checkpoint */
   record_flush (true);

@@ -23,6 +23,9 @@
  *   stats.c      the stats file (shadow-stats)
  *   housekeeping.c  the thread doing the periodic work: model upkeep,
  *                record flush, checkpoint, switchover, stats file
+ *   mirror.c     the mirror of all this in Redis (metastore/), on a
+ *                thread of its own
+ *   commands.c   the operator's commands, read from a Redis stream
  *
  * Helpers shared with the rest of nbdshadow (clock, bits, whole reads
  * and writes) are in common/.
@@ -36,6 +39,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "bits.h"
 
@@ -108,6 +112,7 @@ struct shadow {
   char *shadow_file;
   char *state_file;
   char *stats_file;
+  mode_t file_mode;             /* of the stats and record files */
   uint32_t block_size;
   unsigned block_shift;
   const char *policy;
@@ -211,6 +216,19 @@ extern bool upstream_attached (void);
 extern void upstream_stats (FILE *fp);
 extern void upstream_switchover_check (void);
 
+/* The operator's controls of the background copy (commands.c). */
+struct upstream_control {
+  bool attached;                /* the source is still in use */
+  bool connected;               /* the engine has a connection up */
+  bool paused;                  /* background pulls stopped */
+  uint64_t bandwidth;           /* cap on pulls, bytes/s; 0: none */
+  bool disk_full;               /* the shadow's disk is full */
+};
+extern void upstream_get_control (struct upstream_control *c);
+extern void upstream_pause (bool paused);
+extern void upstream_set_bandwidth (uint64_t rate);
+extern void upstream_finalize (void);
+
 /* predict.c */
 extern int predict_config (const char *key, const char *value);
 extern int predict_config_complete (void);
@@ -218,6 +236,9 @@ extern struct engine_order *predict_order_new (void);
 extern void predict_guest_request (char op, uint64_t offset, uint32_t count);
 extern void predict_tick (void);
 extern void predict_stats (FILE *fp);
+/* The order's latest picks, newest first (at most PREDICT_PICKS). */
+#define PREDICT_PICKS 1024
+extern size_t predict_recent_picks (uint64_t *out, size_t max);
 extern void predict_unload (void);
 
 /* record.c */
@@ -237,5 +258,24 @@ extern void stats_write_file (void);
 extern int housekeeping_start (void);
 extern void housekeeping_stop (void);
 extern void housekeeping_wake (void);
+
+/* mirror.c */
+struct ev_loop;
+struct ms_config;
+extern int mirror_config (const char *key, const char *value);
+extern int mirror_config_complete (void);
+extern int mirror_get_ready (void);
+extern int mirror_start (void);
+extern void mirror_stop (void);
+extern void mirror_event (const char *type, const char *fmt, ...)
+  __attribute__ ((format (printf, 2, 3)));
+extern void mirror_stats (FILE *fp);
+extern void mirror_unload (void);
+
+/* commands.c */
+extern void commands_start (struct ev_loop *loop, const struct ms_config *cfg,
+                            const char *id, uint64_t started_us);
+extern void commands_stop (void);
+extern uint64_t commands_round_trips (void);
 
 #endif /* NBDSHADOW_SHADOW_H */

@@ -240,6 +240,9 @@ upstream_open (void *backend, uint64_t *disk_size)
   return engine ? 0 : -1;
 }
 
+/* The background copy starts (or started) in the policy's order. */
+static _Atomic bool copy_planned;
+
 /* The block map is ready: start the background copy in the policy's
  * order (the engine maps the source's allocation first and makes its
  * holes local), unless the policy is demand only.
@@ -253,6 +256,7 @@ upstream_start (void)
     return 0;
   if ((order = predict_order_new ()) == NULL)
     return -1;
+  atomic_store (&copy_planned, true);
   engine_start_pulls (engine, order);
   return 0;
 }
@@ -329,6 +333,58 @@ upstream_attached (void)
   return open;
 }
 
+void
+upstream_get_control (struct upstream_control *c)
+{
+  struct engine_stats st = { .connected = false };
+
+  pthread_rwlock_rdlock (&engine_lock);
+  c->attached = engine != NULL;
+  if (engine)
+    engine_get_stats (engine, &st);
+  pthread_rwlock_unlock (&engine_lock);
+  c->connected = st.connected;
+  c->paused = st.paused;
+  c->bandwidth = st.bandwidth;
+  c->disk_full = false;
+}
+
+void
+upstream_pause (bool paused)
+{
+  pthread_rwlock_rdlock (&engine_lock);
+  if (engine)
+    engine_set_paused (engine, paused);
+  pthread_rwlock_unlock (&engine_lock);
+}
+
+void
+upstream_set_bandwidth (uint64_t rate)
+{
+  pthread_rwlock_rdlock (&engine_lock);
+  if (engine)
+    engine_set_bandwidth (engine, rate);
+  pthread_rwlock_unlock (&engine_lock);
+}
+
+/* Finish the copy at full speed: no pause, no cap, and a sweep if the
+ * policy copies nothing in the background.  Once every block is local
+ * the housekeeping thread persists that and detaches the source, as
+ * always.  Nothing to do once detached.
+ */
+void
+upstream_finalize (void)
+{
+  pthread_rwlock_rdlock (&engine_lock);
+  if (engine) {
+    engine_set_paused (engine, false);
+    engine_set_bandwidth (engine, 0);
+    if (!atomic_exchange (&copy_planned, true))
+      engine_start_pulls (engine, NULL);
+  }
+  pthread_rwlock_unlock (&engine_lock);
+}
+
 /* Extra fields of the stats file, each preceded by ", ". */
 void
 upstream_stats (FILE *fp)
@@ -344,11 +400,13 @@ upstream_stats (FILE *fp)
   pthread_rwlock_unlock (&engine_lock);
   fprintf (fp, ", \"source\": \"%s\", \"reconnects\": %" PRIu64
            ", \"hole_blocks\": %" PRIu64 ", \"pull_window\": %" PRIu64
-           ", \"min_rtt_us\": %" PRIu64,
+           ", \"min_rtt_us\": %" PRIu64 ", \"paused\": %s"
+           ", \"bandwidth_limit\": %" PRIu64,
            state, st.reconnects,
            st.hole_blocks,
            st.window_bytes,
-           st.min_rtt_us == UINT64_MAX ? 0 : st.min_rtt_us);
+           st.min_rtt_us == UINT64_MAX ? 0 : st.min_rtt_us,
+           engine && st.paused ? "true" : "false", engine ? st.bandwidth : 0);
 }
 
 /* Called by the housekeeping thread: once every block is PRESENT, persist that

@@ -153,6 +153,9 @@ struct engine {
   struct demand *inbox, **inbox_tail;
   struct engine_order *new_order;
   bool order_changed, start_pulls;
+  bool want_paused;             /* engine_set_paused */
+  bool cap_changed;
+  uint64_t new_cap;             /* engine_set_bandwidth */
   bool stopping;                /* new demands fail at once */
   bool stopped;                 /* the thread is gone */
   pthread_cond_t write_cond;    /* to_write is not empty, or writers_stop */
@@ -163,6 +166,8 @@ struct engine {
   /* Published counters (relaxed: statistics). */
   _Atomic bool connected;
   _Atomic uint64_t reconnects, hole_blocks, window_bytes, min_rtt_us;
+  _Atomic bool paused;          /* no new pulls are sent; demands are */
+  _Atomic uint64_t cap;
 
   /* Engine thread only. */
   struct demand *queue, **queue_tail;   /* demands waiting for a connection */

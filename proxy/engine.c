@@ -181,6 +181,7 @@ engine_open (const struct engine_source *src, const struct engine_params *params
   pacer_init (&e->pacer, params->block_size,
               (uint64_t) params->inflight * e->max_pull, e->max_pull,
               params->bandwidth, time_us ());
+  atomic_store (&e->cap, params->bandwidth);
 
   if ((e->loop = ev_loop_new (EVFLAG_AUTO)) == NULL) {
     say (e, true, "cannot create an event loop");
@@ -228,6 +229,32 @@ engine_start_pulls (struct engine *e, struct engine_order *order)
   engine_set_order (e, order);
 }
 
+/* A message for the engine thread, under the lock, then its wake-up. */
+static void
+tell (struct engine *e)
+{
+  if (!e->stopping)
+    ev_async_send (e->loop, &e->wake);
+  pthread_mutex_unlock (&e->lock);
+}
+
+void
+engine_set_paused (struct engine *e, bool paused)
+{
+  pthread_mutex_lock (&e->lock);
+  e->want_paused = paused;
+  tell (e);
+}
+
+void
+engine_set_bandwidth (struct engine *e, uint64_t bytes_per_s)
+{
+  pthread_mutex_lock (&e->lock);
+  e->new_cap = bytes_per_s;
+  e->cap_changed = true;
+  tell (e);
+}
+
 void
 engine_set_order (struct engine *e, struct engine_order *order)
 {
@@ -237,9 +264,7 @@ engine_set_order (struct engine *e, struct engine_order *order)
   unused = e->new_order;
   e->new_order = order;
   e->order_changed = true;
-  if (!e->stopping)
-    ev_async_send (e->loop, &e->wake);
-  pthread_mutex_unlock (&e->lock);
+  tell (e);
   if (unused)
     unused->free (unused);
 }
@@ -310,6 +335,8 @@ engine_get_stats (struct engine *e, struct engine_stats *st)
   st->hole_blocks = atomic_load_explicit (&e->hole_blocks, memory_order_relaxed);
   st->window_bytes = atomic_load_explicit (&e->window_bytes, memory_order_relaxed);
   st->min_rtt_us = atomic_load_explicit (&e->min_rtt_us, memory_order_relaxed);
+  st->paused = atomic_load_explicit (&e->paused, memory_order_relaxed);
+  st->bandwidth = atomic_load_explicit (&e->cap, memory_order_relaxed);
 }
 
 void

@@ -105,6 +105,8 @@ struct engine_stats {
   uint64_t hole_blocks;           /* made local as holes, nothing transferred */
   uint64_t window_bytes;          /* current pull window */
   uint64_t min_rtt_us;            /* smallest pull latency seen lately */
+  bool paused;                    /* engine_set_paused */
+  uint64_t bandwidth;             /* the pull cap now, bytes/s; 0: none */
 };
 
 /* Connect to the source (synchronously, in the calling thread) and
@@ -124,6 +126,12 @@ extern struct engine *engine_open (const struct engine_source *src,
 extern void engine_start_pulls (struct engine *e, struct engine_order *order);
 /* Replace the pull order while the copy runs (any thread). */
 extern void engine_set_order (struct engine *e, struct engine_order *order);
+/* Stop sending background pulls (those in flight finish), or go on;
+ * demand reads are served either way.  Any thread.
+ */
+extern void engine_set_paused (struct engine *e, bool paused);
+/* Change the cap on pulls (bytes/s, 0: none) while the copy runs. */
+extern void engine_set_bandwidth (struct engine *e, uint64_t bytes_per_s);
 /* Read from the source at demand priority (any thread; blocks).  Waits
  * through reconnections; fails with EIO after the timeout, or at once
  * after engine_stop.

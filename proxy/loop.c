@@ -379,7 +379,7 @@ fill (struct engine *e)
   dispatch_demands (e);
   if (e->mapping)
     map_fill (e);
-  if (!e->pulling)
+  if (!e->pulling || atomic_load_explicit (&e->paused, memory_order_relaxed))
     return;
   while (e->pulls_inflight < e->params.inflight &&
          e->pull_bytes_inflight < e->pacer.window) {
@@ -458,6 +458,13 @@ wake_cb (struct ev_loop *loop, ev_async *w, int revents)
     e->mapping = true;
     e->map_next = e->map.enabled ? 0 : e->size;
     e->map_start_us = time_us ();
+  }
+  atomic_store_explicit (&e->paused, e->want_paused, memory_order_relaxed);
+  if (e->cap_changed) {
+    e->cap_changed = false;
+    pacer_set_cap (&e->pacer, e->new_cap, time_us ());
+    atomic_store_explicit (&e->cap, e->new_cap, memory_order_relaxed);
+    ev_timer_stop (loop, &e->pace);     /* a wait for the old cap */
   }
   if (e->stopping)
     ev_break (loop, EVBREAK_ALL);

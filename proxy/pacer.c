@@ -40,10 +40,16 @@ pacer_init (struct pacer *p, uint64_t min_window, uint64_t max_window,
     .epoch_start_us = now_us,
     .round_start_us = now_us,
     .sample_start_us = now_us,
-    .cap = cap,
-    .tokens = cap ? (double) max_request : 0,
-    .tokens_us = now_us,
   };
+  pacer_set_cap (p, cap, now_us);
+}
+
+void
+pacer_set_cap (struct pacer *p, uint64_t cap, uint64_t now_us)
+{
+  p->cap = cap;
+  p->tokens = cap ? (double) p->max_request : 0;
+  p->tokens_us = now_us;
 }
 
 uint64_t

@@ -46,6 +46,10 @@ struct pacer {
 extern void pacer_init (struct pacer *p, uint64_t min_window,
                         uint64_t max_window, uint64_t max_request,
                         uint64_t cap, uint64_t now_us);
+/* Change the bandwidth cap (0: none), starting with one request's
+ * worth of tokens as at init.
+ */
+extern void pacer_set_cap (struct pacer *p, uint64_t cap, uint64_t now_us);
 /* A request is being sent: its sequence number, for pacer_ack. */
 extern uint64_t pacer_sent (struct pacer *p, uint64_t bytes, uint64_t now_us);
 /* A request was answered after rtt_us. */

@@ -4,7 +4,8 @@
 #
 #   scripts/quickstart.sh demo    install, build, migrate a demo disk
 #   scripts/quickstart.sh test    install, build, run the whole test suite
-#                                 (plain, under ASan+UBSan, and valgrind)
+#                                 (plain, a short run of each fuzz target,
+#                                 under ASan+UBSan, and valgrind)
 #
 # Set NBDSHADOW_SKIP_INSTALL=1 to skip the apt-get step.
 set -euo pipefail
@@ -14,7 +15,7 @@ what="${1:-}"
 case "$what" in
     demo|test) ;;
     -h|--help)
-        sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        sed -n '2,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *)
         echo "usage: $0 demo|test" >&2; exit 2 ;;
 esac
@@ -25,6 +26,7 @@ packages=(
     nbdkit nbdkit-plugin-dev libnbd-dev libnbd-bin python3-libnbd
     libev-dev libhiredis-dev libsvm-dev libssl-dev
     redis-server qemu-utils fio gnutls-bin valgrind
+    clang libclang-rt-14-dev
 )
 
 install_deps ()
@@ -62,6 +64,8 @@ case "$what" in
     test)
         echo "== make check"
         make -j"$(nproc)" check
+        echo "== make fuzz (each libFuzzer target for 12 s)"
+        make fuzz FUZZ_SECONDS=12
         echo "== make check-sanitizers (ASan + UBSan)"
         make check-sanitizers
         echo "== make check-valgrind (the filter's integration tests)"

@@ -80,3 +80,28 @@ start_cluster ()
         done
     done
 }
+
+# wait_rcli NAME EXPECTED SECONDS ARGS...: wait until `rcli NAME ARGS`
+# prints EXPECTED; fails, showing what it printed, if it never does.
+wait_rcli ()
+{
+    local name="$1" want="$2" secs="$3" got=""; shift 3
+    for _ in $(seq $((secs * 10))); do
+        got="$(rcli "$name" "$@" 2>&1)" || :
+        [ "$got" = "$want" ] && return 0
+        sleep 0.1
+    done
+    echo "$0: redis $name: $* is '$got', not '$want'"
+    return 1
+}
+
+# send_command NAME ID CID CMD [RATE]: an operator's command, as the CLI
+# sends it.
+send_command ()
+{
+    if [ $# -gt 4 ]; then
+        rcli "$1" XADD "nbdshadow:{$2}:commands" '*' cmd "$4" rate "$5" cid "$3" >/dev/null
+    else
+        rcli "$1" XADD "nbdshadow:{$2}:commands" '*' cmd "$4" cid "$3" >/dev/null
+    fi
+}

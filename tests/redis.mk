@@ -2,7 +2,18 @@
 # mirror and command stream.  Shell tests start their own redis-server
 # on a unix socket in a temp dir (or free 127.0.0.1 ports for a cluster).
 
-TESTS += test-metastore-address
+REDIS_TESTS = \
+	test-redis-mirror.sh \
+	test-redis-commands.sh \
+	test-redis-restart.sh \
+	test-redis-forged.sh \
+	test-redis-auth.sh \
+	test-redis-cluster.sh
+
+TESTS += test-metastore-address $(REDIS_TESTS)
+# Under valgrind the timings (rates, the 1 s pause) do not hold: the
+# ones that check outcomes only.
+VALGRIND_TESTS += test-redis-forged.sh test-redis-auth.sh test-redis-cluster.sh
 
 check_PROGRAMS += test-metastore-address
 test_metastore_address_SOURCES = test-metastore-address.c
@@ -16,4 +27,4 @@ metastore_probe_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/metastore \
 	$(HIREDIS_CFLAGS)
 metastore_probe_LDADD = ../metastore/libmetastore.la
 
-EXTRA_DIST += redis-functions.sh
+EXTRA_DIST += redis-functions.sh $(REDIS_TESTS)

@@ -87,7 +87,7 @@ main (void)
   check_bad ("tcp:localhost:65536", "tcp:HOST:PORT");
   check_bad ("tcp::6379", "tcp:HOST:PORT");
   check_bad ("tcp:::1:6379", "tcp:HOST:PORT");
-  check_bad ("redis://u:secret@db:6379", "no user or password");
+  check_bad ("redis://u:secret@db:6379", "must not hold a user or password");
   check_bad ("redis://db/3", "only database 0");
   check_bad ("redis://", "redis://HOST[:PORT]");
   check_bad ("localhost:6379", "unix:PATH, tcp:HOST:PORT or redis://HOST[:PORT]");
@@ -112,6 +112,8 @@ main (void)
          ms_key_slot ("vm1", 3));
   CHECK (slot_of_command ("XREADGROUP GROUP g c COUNT 1 BLOCK 10 STREAMS %s >",
                           "nbdshadow:{vm2}:commands") == ms_key_slot ("vm2", 3));
+  CHECK (slot_of_command ("XGROUP CREATE %s filter $ MKSTREAM",
+                          "nbdshadow:{vm3}:commands") == ms_key_slot ("vm3", 3));
 
   redisReply r = { .type = REDIS_REPLY_ERROR, .str = "MOVED 3999 127.0.0.1:6381" };
   struct ms_address a;

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Redis killed in the middle of a migration: no guest read fails and the
+# copy goes on; once a new redis-server is up, the filter re-writes its
+# whole mirror from local state within 5 s, and a pause sent before the
+# filter was back (while it was reconnecting) takes effect.
+source ./functions.sh
+source ./redis-functions.sh
+requires python3 -c "import nbd"
+
+size=$((48 * 1024 * 1024))
+head -c $size /dev/urandom > "$tmpdir/src.img"
+start_server src -r file "$tmpdir/src.img"
+start_redis r
+start_shadow sh src shadow-redis=unix:$tmpdir/r.redis shadow-id=vm1 \
+    shadow-policy=sequential shadow-bandwidth=6M
+json="$tmpdir/sh.json"
+wait_rcli r copying 5 HGET 'nbdshadow:{vm1}:info' state
+
+# The guest: random block reads checked against the source, all along.
+cat > "$tmpdir/guest.py" <<'PY'
+import nbd, random, sys, time
+h = nbd.NBD()
+h.connect_uri(sys.argv[1])
+src = open(sys.argv[2], "rb")
+bs, n, end = 65536, int(sys.argv[3]) // 65536, time.time() + float(sys.argv[4])
+reads = 0
+while time.time() < end:
+    b = random.randrange(n)
+    src.seek(b * bs)
+    if h.pread(bs, b * bs) != src.read(bs):
+        print("guest read of block %d differs" % b); sys.exit(1)
+    reads += 1
+    time.sleep(0.02)
+print("guest: %d reads, all right" % reads)
+PY
+python3 "$tmpdir/guest.py" "$(uri sh)" "$tmpdir/src.img" $size 5 \
+    > "$tmpdir/guest.out" 2>&1 &
+guest=$!
+
+sleep 1
+stop_server r KILL
+before=$(json_get "$json" blocks_present)
+sleep 1.5
+# Redis comes back empty (no persistence): nothing of the mirror left.
+start_redis r
+test "$(rcli r EXISTS 'nbdshadow:{vm1}:info')" -eq 0
+send_command r vm1 p1 pause
+t0=$(date +%s%N)
+wait_rcli r copying 5 HGET 'nbdshadow:{vm1}:info' state
+echo "info back $(( ($(date +%s%N) - t0) / 1000000 )) ms after the restart"
+wait_rcli r ok 5 HGET 'nbdshadow:{vm1}:acks' p1
+wait_json "$json" paused true 2
+echo "mirror back and the pause applied $(( ($(date +%s%N) - t0) / 1000000 )) ms after the restart"
+test $(( $(date +%s%N) - t0 )) -lt 5000000000
+test "$(rcli r SISMEMBER nbdshadow:volumes vm1)" -eq 1
+test "$(rcli r HGET 'nbdshadow:{vm1}:info' blocks_total)" -eq $((size / 65536))
+wait_rcli r 1 1 HGET 'nbdshadow:{vm1}:progress' paused
+
+wait $guest || { cat "$tmpdir/guest.out"; exit 1; }
+cat "$tmpdir/guest.out"
+test "$(json_get "$json" fetch_errors)" -eq 0
+# Paused, the guest gone: nothing changes any more, and the mirror says
+# exactly what the filter has.
+sleep 1.2
+n=$(json_get "$json" blocks_present)
+test "$n" -gt "$before"         # the copy went on without Redis
+test "$n" -lt $((size / 65536))
+wait_rcli r "$n" 2 HGET 'nbdshadow:{vm1}:progress' blocks_present
+test "$(rcli r BITCOUNT 'nbdshadow:{vm1}:coverage')" -eq "$n"
+sleep 1.5
+test "$(json_get "$json" blocks_present)" -eq "$n"
