@@ -69,7 +69,7 @@ grep -q "^complete: the disk of vm1 now lives in $d/vm1.img, served at nbd+unix:
 kill -0 $pid_vm1
 "$NBDSHADOW" verify --source "$(uri fast)" --uri "nbd+unix:///?socket=$d/vm1.sock"
 test "$(stat -c %a "$d")" = 700
-for f in img state pid log; do test "$(stat -c %a "$d/vm1.$f")" = 600; done
+for f in img state pid log json csv; do test "$(stat -c %a "$d/vm1.$f")" = 600; done
 expect_fail 'migration vm1 is already running (nbdkit pid' --source "$src" \
     --id vm1 --dir "$d"
 
