@@ -20,7 +20,8 @@
  * readings at least that far apart. */
 #define STATS_PERIOD_US 1100000
 
-/* --watch waits this many tenths of a second for a missing stats file. */
+/* --watch waits this many tenths of a second for a volume that has not
+ * reported yet (no stats file, nothing in Redis). */
 #define WATCH_WAIT_READINGS 50
 
 static volatile sig_atomic_t interrupted;
@@ -153,8 +154,8 @@ status_from_redis (const struct status_opts *o, const char *id,
 
   if (!f)
     return 1;
-  for (;;) {
-    int all_complete;
+  for (int reading = 0; ; reading++) {
+    int all_complete, unknown = 0;
 
     for (size_t i = 0; i < n; i++)
       free (ids[i]);
@@ -180,12 +181,18 @@ status_from_redis (const struct status_opts *o, const char *id,
       int r = fleet_read (f, ids[i], &p[i]);
       if (r == -1)
         goto out;
-      if (r == 1 && id) {
-        die ("volume %s is not known to Redis (no migration with "
-             "shadow-id=%s has reported there)", id, id);
-        goto out;
-      }
-      /* Listed but gone (its keys deleted): shown as such. */
+      /* Listed in the fleet set but without keys: shown as unknown. */
+      unknown |= r == 1 && id;
+    }
+    /* A filter just started reports a moment later. */
+    if (unknown && o->watch && reading < WATCH_WAIT_READINGS && !interrupted) {
+      usleep (100000);
+      continue;
+    }
+    if (unknown) {
+      die ("volume %s is not known to Redis (no migration with "
+           "shadow-id=%s has reported there)", id, id);
+      goto out;
     }
     all_complete = print_volumes (o, p, n);
     if (!o->watch || all_complete || interrupted)
