@@ -27,6 +27,7 @@
 #include <libnbd.h>
 #include <openssl/evp.h>
 
+#include "array.h"
 #include "cli.h"
 #include "fullio.h"
 
@@ -108,14 +109,11 @@ ranges_add (struct ranges *r, uint64_t offset, uint64_t length)
     r->v[r->n - 1].length += length;
     return 0;
   }
-  if (r->n == r->cap) {
-    size_t cap = r->cap ? 2 * r->cap : 64;
-    struct range *v = realloc (r->v, cap * sizeof *v);
-    if (!v)
-      return -1;
-    r->v = v;
-    r->cap = cap;
-  }
+  struct range *v = array_grow (r->v, &r->cap, r->n, sizeof *v, 64);
+
+  if (!v)
+    return -1;
+  r->v = v;
   r->v[r->n++] = (struct range) { offset, length };
   return 0;
 }
