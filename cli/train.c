@@ -42,6 +42,63 @@ blend_text (const float *blend, char *buf, size_t len)
 }
 
 int
+train_model_file (const char *trace_path, const struct train_options *topts,
+                  const char *out, mode_t mode, FILE *report, int json)
+{
+  struct trace t = { 0 };
+  struct model *m = NULL;
+  uint64_t start;
+  char err[LEARNER_ERRLEN], dense[128], sparse[128];
+  int status = -1;
+  double secs;
+
+  if (trace_load_csv (trace_path, &t, err) == -1)
+    return die ("%s", err), -1;
+  start = time_ns ();
+  m = model_train (&t, topts, err);
+  secs = seconds_since (start);
+  if (!m) {
+    die ("train: %s", err);
+    goto out;
+  }
+  if (model_save (m, out, mode, err) == -1) {
+    die ("%s", err);
+    goto out;
+  }
+  blend_text (m->blend[SOURCE_DENSE], dense, sizeof dense);
+  blend_text (m->blend[SOURCE_SPARSE], sparse, sizeof sparse);
+  if (json)
+    fprintf (report, "{\"requests\": %zu, \"train_seconds\": %.3f, "
+             "\"history_blocks\": %zu, \"regions\": %zu, "
+             "\"region_blocks\": %llu, \"candidate_regions\": %zu, "
+             "\"block_svs\": %d, \"region_svs\": %d, "
+             "\"ngram_hit_rate\": %.4f, \"gru_hit_rate\": %.4f, "
+             "\"sequence_model\": \"%s\", \"blend_dense\": \"%s\", "
+             "\"blend_sparse\": \"%s\"}\n",
+             t.n, secs, m->blocks.n, m->regions.n,
+             1ULL << m->region_shift, m->ncandidates,
+             m->block_ranker.svm ? m->block_ranker.svm->l : 0,
+             m->region_ranker.svm ? m->region_ranker.svm->l : 0,
+             m->seq_score.hit_rate[SEQ_NGRAM], m->seq_score.hit_rate[SEQ_GRU],
+             m->seq.kind == SEQ_GRU ? "gru" : "ngram", dense, sparse);
+  else
+    fprintf (report, "trained on %zu requests in %.2f s: %zu history blocks, "
+             "%zu candidate regions of %llu blocks\n"
+             "sequence models, top-%d next-block hit rate on the history's "
+             "last fifth: n-gram %.2f%%, GRU %.2f%% -> using %s\n"
+             "blend of pull strategies: dense source %s; sparse source %s\n",
+             t.n, secs, m->blocks.n, m->ncandidates, 1ULL << m->region_shift,
+             SEQ_TOPK, 100 * m->seq_score.hit_rate[SEQ_NGRAM],
+             100 * m->seq_score.hit_rate[SEQ_GRU],
+             m->seq.kind == SEQ_GRU ? "GRU" : "n-gram", dense, sparse);
+  status = 0;
+ out:
+  model_free (m);
+  trace_free (&t);
+  return status;
+}
+
+int
 cmd_train (int argc, char **argv)
 {
   static const struct option opts[] = {
@@ -56,14 +113,9 @@ cmd_train (int argc, char **argv)
   };
   struct train_options topts = { .block_size = 65536, .region_shift = -1 };
   const char *trace_path = NULL, *out = NULL;
-  struct trace t = { 0 };
-  struct model *m = NULL;
-  uint64_t start;
-  char err[LEARNER_ERRLEN], dense[128], sparse[128];
-  int c, json = 0, status = 1;
+  int c, json = 0;
   uint64_t rb;
   mode_t mode = PRIVATE_FILE_MODE;
-  double secs;
 
   while ((c = getopt_long (argc, argv, "t:b:o:", opts, NULL)) != -1) {
     switch (c) {
@@ -94,48 +146,5 @@ cmd_train (int argc, char **argv)
     usage (stderr);
     return 1;
   }
-  if (trace_load_csv (trace_path, &t, err) == -1)
-    return die ("%s", err);
-  start = time_ns ();
-  m = model_train (&t, &topts, err);
-  secs = seconds_since (start);
-  if (!m) {
-    die ("train: %s", err);
-    goto out;
-  }
-  if (model_save (m, out, mode, err) == -1) {
-    die ("%s", err);
-    goto out;
-  }
-  blend_text (m->blend[SOURCE_DENSE], dense, sizeof dense);
-  blend_text (m->blend[SOURCE_SPARSE], sparse, sizeof sparse);
-  if (json)
-    printf ("{\"requests\": %zu, \"train_seconds\": %.3f, "
-            "\"history_blocks\": %zu, \"regions\": %zu, "
-            "\"region_blocks\": %llu, \"candidate_regions\": %zu, "
-            "\"block_svs\": %d, \"region_svs\": %d, "
-            "\"ngram_hit_rate\": %.4f, \"gru_hit_rate\": %.4f, "
-            "\"sequence_model\": \"%s\", \"blend_dense\": \"%s\", "
-            "\"blend_sparse\": \"%s\"}\n",
-            t.n, secs, m->blocks.n, m->regions.n,
-            1ULL << m->region_shift, m->ncandidates,
-            m->block_ranker.svm ? m->block_ranker.svm->l : 0,
-            m->region_ranker.svm ? m->region_ranker.svm->l : 0,
-            m->seq_score.hit_rate[SEQ_NGRAM], m->seq_score.hit_rate[SEQ_GRU],
-            m->seq.kind == SEQ_GRU ? "gru" : "ngram", dense, sparse);
-  else
-    printf ("trained on %zu requests in %.2f s: %zu history blocks, "
-            "%zu candidate regions of %llu blocks\n"
-            "sequence models, top-%d next-block hit rate on the history's "
-            "last fifth: n-gram %.2f%%, GRU %.2f%% -> using %s\n"
-            "blend of pull strategies: dense source %s; sparse source %s\n",
-            t.n, secs, m->blocks.n, m->ncandidates, 1ULL << m->region_shift,
-            SEQ_TOPK, 100 * m->seq_score.hit_rate[SEQ_NGRAM],
-            100 * m->seq_score.hit_rate[SEQ_GRU],
-            m->seq.kind == SEQ_GRU ? "GRU" : "n-gram", dense, sparse);
-  status = 0;
- out:
-  model_free (m);
-  trace_free (&t);
-  return status;
+  return train_model_file (trace_path, &topts, out, mode, stdout, json) == -1;
 }
