@@ -37,8 +37,8 @@ blockmap_init (void)
   uint64_t words = (shadow.nblocks + 63) / 64;
   uint64_t pages;
 
-  shadow.bitmap_bytes = (words * 8 + 4095) & ~UINT64_C (4095);
-  pages = shadow.bitmap_bytes / 4096;
+  pages = (words + SHADOW_PAGE_WORDS - 1) / SHADOW_PAGE_WORDS;
+  shadow.bitmap_bytes = pages * 4096;
   shadow.present = calloc (words, sizeof (uint64_t));
   shadow.dirty_pages = calloc ((pages + 63) / 64, sizeof (uint64_t));
   if (shadow.present == NULL || shadow.dirty_pages == NULL) {
@@ -87,8 +87,7 @@ present_set_word (uint64_t w, uint64_t mask)
   uint64_t added = __builtin_popcountll (mask & ~old);
   if (added == 0)
     return 0;
-  /* 4096 bytes of bitmap = 512 words per state-file page. */
-  uint64_t page = w / 512;
+  uint64_t page = w / SHADOW_PAGE_WORDS;
   atomic_fetch_or (&shadow.dirty_pages[page / 64], UINT64_C (1) << (page % 64));
   if (atomic_fetch_add (&shadow.present_count, added) + added == shadow.nblocks) {
     shadow.complete = true;

@@ -13,6 +13,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "array.h"
 #include "bits.h"
 #include "clock.h"
 #include "shadow.h"
@@ -250,6 +251,8 @@ struct pending *
 blockmap_begin_pull (uint64_t b)
 {
   struct pending *e = NULL;
+  if (store_pulls_paused ())
+    return NULL;
   enum need need = acquire (b, 0, 0, true, &e);
   if (need == NEED_FETCH) {
     /* The order pulls start in: what the policy chose. */
@@ -329,11 +332,10 @@ pending_blocks_in (uint64_t first, uint64_t end, uint64_t **skip,
         if (e->block < first || e->block >= end)
           continue;
         if (*n == *cap) {
-          uint64_t *grown = realloc (*skip, (*cap ? 2 * *cap : 64) * sizeof *grown);
+          uint64_t *grown = array_grow (*skip, cap, *n, sizeof *grown, 64);
           if (grown == NULL)
             return -1;
           *skip = grown;
-          *cap = *cap ? 2 * *cap : 64;
         }
         (*skip)[(*n)++] = e->block;
       }
@@ -531,6 +533,72 @@ blockmap_prepare_read (uint64_t offset, uint32_t count, bool *stalled,
   int r = make_readable (offset, count, false, false, stalled, &t0, err);
   if (*stalled)
     stats_stall (t0, time_us ());
+  return r;
+}
+
+/* Copy into dst the guest's written sectors of block b that fall in
+ * [from, to) of the block (dst holds those bytes), over what the source
+ * said.
+ */
+static int
+overlay_guest_sectors (uint64_t b, uint32_t from, uint32_t to, char *dst,
+                       int *err)
+{
+  struct stripe *s = stripe_of (b);
+  struct pending *e;
+  int r = 0;
+
+  pthread_mutex_lock (&s->lock);
+  if ((e = lookup (b)) != NULL)
+    for (unsigned i = from / SHADOW_SECTOR; i * SHADOW_SECTOR < to && r == 0; i++) {
+      if (!bit_test (e->written, i))
+        continue;
+      uint32_t lo = i * SHADOW_SECTOR > from ? i * SHADOW_SECTOR : from;
+      uint32_t hi = (i + 1) * SHADOW_SECTOR < to ? (i + 1) * SHADOW_SECTOR : to;
+      r = store_pread (dst + (lo - from), hi - lo, block_offset (b) + lo, err);
+    }
+  pthread_mutex_unlock (&s->lock);
+  return r;
+}
+
+/* A guest read while the shadow has no room for fetched blocks: local
+ * blocks from the shadow, the others straight from the source (a run of
+ * them in one read) with the guest's own sectors laid over, and nothing
+ * installed.  Counted as one stall.
+ */
+int
+blockmap_read_through (void *buf, uint32_t count, uint64_t offset, int *err)
+{
+  uint64_t first = offset >> shadow.block_shift;
+  uint64_t last = (offset + count - 1) >> shadow.block_shift;
+  uint64_t t0 = time_us ();
+  char *p = buf;
+  int r = 0;
+
+  for (uint64_t b = first; b <= last && r == 0; ) {
+    bool local = block_is_present (b);
+    uint64_t end = b + 1;
+    while (end <= last && block_is_present (end) == local)
+      end++;
+    uint64_t lo = block_offset (b) > offset ? block_offset (b) : offset;
+    uint64_t hi = block_offset (end) < offset + count ? block_offset (end)
+                                                      : offset + count;
+    char *dst = p + (lo - offset);
+    if (local)
+      r = store_pread (dst, hi - lo, lo, err);
+    else {
+      r = upstream_pread (dst, hi - lo, lo, err);
+      for (uint64_t k = b; k < end && r == 0; k++) {
+        uint64_t bo = block_offset (k);
+        uint32_t from = lo > bo ? lo - bo : 0;
+        uint32_t to = hi - bo < block_length (k) ? hi - bo : block_length (k);
+        r = overlay_guest_sectors (k, from, to, dst + (bo + from - lo), err);
+      }
+    }
+    b = end;
+  }
+  atomic_fetch_add (&shadow.stats.stalls, 1);
+  atomic_fetch_add (&shadow.stats.stall_us, time_us () - t0);
   return r;
 }
 

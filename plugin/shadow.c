@@ -13,13 +13,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 
 #include <nbdkit-filter.h>
 
+#include "replace-file.h"
 #include "shadow.h"
+#include "identity.h"
 
-struct shadow shadow;
+struct shadow shadow = { .file_mode = PRIVATE_FILE_MODE };
 
 static void
 shadow_unload (void)
@@ -27,6 +28,7 @@ shadow_unload (void)
   free (shadow.shadow_file);
   free (shadow.state_file);
   free (shadow.stats_file);
+  free (shadow.source_id);
   upstream_unload ();
   record_unload ();
   predict_unload ();
@@ -77,6 +79,31 @@ parse_block_size (const char *value)
   return 0;
 }
 
+/* The operator's name for the source disk, kept in the state file:
+ * printable ASCII, so that the refusal naming it is one readable line.
+ */
+static int
+set_source_id (const char *value)
+{
+  size_t len = strlen (value);
+  if (len == 0 || len > SHADOW_SOURCE_ID_MAX) {
+    nbdkit_error ("shadow-source-id: must be 1 to %d characters",
+                  SHADOW_SOURCE_ID_MAX);
+    return -1;
+  }
+  for (size_t i = 0; i < len; i++)
+    if (value[i] < 0x21 || value[i] > 0x7e) {
+      nbdkit_error ("shadow-source-id: printable ASCII without spaces only");
+      return -1;
+    }
+  free (shadow.source_id);
+  if ((shadow.source_id = strdup (value)) == NULL) {
+    nbdkit_error ("strdup: %m");
+    return -1;
+  }
+  return 0;
+}
+
 static int
 shadow_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
                const char *key, const char *value)
@@ -104,6 +131,16 @@ shadow_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     return set_path (&shadow.stats_file, key, value);
   if (strcmp (key, "shadow-block-size") == 0)
     return parse_block_size (value);
+  if (strcmp (key, "shadow-file-mode") == 0) {
+    if (parse_file_mode (value, &shadow.file_mode) == -1) {
+      nbdkit_error ("shadow-file-mode: '%s' is not an octal file mode "
+                    "(e.g. 0640)", value);
+      return -1;
+    }
+    return 0;
+  }
+  if (strcmp (key, "shadow-source-id") == 0)
+    return set_source_id (value);
   nbdkit_error ("unknown parameter %s (see nbdkit-shadow-filter(1))", key);
   return -1;
 }
@@ -141,6 +178,9 @@ shadow_config_complete (nbdkit_next_config_complete *next,
   "shadow-block-size=<N>   Block size, power of two 4K..4M (default 64K,\n" \
   "                        or the model's).\n" \
   "shadow-stats=<FILE>     Rewrite FILE with JSON statistics every second.\n" \
+  "shadow-file-mode=<M>    Octal mode of the stats and record files (0600).\n" \
+  "shadow-source-id=<ID>   The source disk's name, kept in the state file\n" \
+  "                        and checked on every restart.\n" \
   "shadow-model=<FILE>     Predictor from nbdshadow train.\n" \
   "shadow-policy=<P>       Background copy order: predict (default with a\n" \
   "                        model), sequential (default without), frequency,\n" \
@@ -172,32 +212,69 @@ shadow_get_ready (int thread_model)
   shadow.shadow_fd = shadow.state_fd = -1;
   if (store_open () == -1)
     return -1;
-  if (statefile_open () == -1 || record_get_ready () == -1 ||
-      mirror_get_ready () == -1) {
+  if (statefile_open () == -1 ||
+      (!shadow.state_fresh && statefile_load () == -1) ||
+      record_get_ready () == -1 || mirror_get_ready () == -1) {
     store_forget_unused ();
     return -1;
   }
   return 0;
 }
 
-/* The source's first block, hashed: identifies the disk a state file
- * belongs to.
+/* A start must not hinge on one lucky read: a sample that fails is
+ * asked again with backoff, and one that is late is waited for (up to
+ * FINGERPRINT_PATIENCE times shadow-timeout) rather than thrown away.
+ */
+#define FINGERPRINT_TRIES 8
+#define FINGERPRINT_PATIENCE 4
+#define FINGERPRINT_BACKOFF_MS 100
+#define FINGERPRINT_BACKOFF_MAX_MS 2000
+
+static int
+read_sample (char *buf, const struct identity_sample *s)
+{
+  unsigned backoff = FINGERPRINT_BACKOFF_MS;
+  int err = 0;
+
+  for (unsigned i = 0; i < FINGERPRINT_TRIES; i++) {
+    if (upstream_pread_patient (buf, s->length, s->offset,
+                                FINGERPRINT_PATIENCE, &err) == 0)
+      return 0;
+    nbdkit_debug ("shadow: reading the source's fingerprint at %" PRIu64
+                  ": %s (try %u of %u)", s->offset, strerror (err), i + 1,
+                  FINGERPRINT_TRIES);
+    if (i + 1 < FINGERPRINT_TRIES && nbdkit_nanosleep (0, backoff * 1000000L) == -1)
+      break;                    /* nbdkit is shutting down */
+    backoff = backoff * 2 < FINGERPRINT_BACKOFF_MAX_MS ? backoff * 2
+                                                       : FINGERPRINT_BACKOFF_MAX_MS;
+  }
+  nbdkit_error ("shadow: cannot read the source's fingerprint at offset %"
+                PRIu64 ": %s", s->offset, strerror (err ? err : EIO));
+  return -1;
+}
+
+/* The source's fingerprint (identity.h): identifies the disk a state
+ * file belongs to.
  */
 static int
 source_fingerprint (uint64_t disk_size, unsigned char out[32])
 {
-  uint32_t len = disk_size < shadow.block_size ? disk_size : shadow.block_size;
-  char *buf = malloc (len ? len : 1);
-  int err, r = -1;
+  struct identity_sample s[IDENTITY_MAX_SAMPLES];
+  unsigned n = identity_plan (disk_size, s);
+  char *buf = malloc (identity_bytes (s, n) + 1), *p = buf;
 
-  if (buf && upstream_pread (buf, len, 0, &err) == 0) {
-    EVP_Digest (buf, len, out, NULL, EVP_sha256 (), NULL);
-    r = 0;
+  if (buf == NULL) {
+    nbdkit_error ("malloc: %m");
+    return -1;
   }
-  else
-    nbdkit_error ("shadow: cannot read the source's first block");
+  for (unsigned i = 0; i < n; p += s[i].length, i++)
+    if (read_sample (p, &s[i]) == -1) {
+      free (buf);
+      return -1;
+    }
+  identity_digest (disk_size, s, n, buf, out);
   free (buf);
-  return r;
+  return 0;
 }
 
 static int
@@ -207,8 +284,6 @@ shadow_after_fork (nbdkit_backend *backend)
   uint64_t size;
 
   if (!shadow.state_fresh) {
-    if (statefile_load () == -1)
-      goto fail;
     stats_resume ();
     /* A complete shadow needs no source at all. */
     if (!shadow.complete &&
@@ -226,7 +301,9 @@ shadow_after_fork (nbdkit_backend *backend)
   /* Recording covers the migration only: a complete shadow has none. */
   if (shadow.complete)
     record_flush (true);
-  if (upstream_start () == -1)
+  upstream_set_identity (statefile_fingerprint ());
+  store_check_room ();
+  if (statefile_begin_session () == -1 || upstream_start () == -1)
     goto fail;
   /* A tool watching the stats file finds it as soon as nbdkit serves. */
   stats_write_file ();
@@ -248,8 +325,8 @@ shadow_cleanup (nbdkit_backend *backend)
   shadow.stopped = true;
   upstream_close ();            /* no pull lands after the checkpoint */
   record_flush (true);
-  if (shadow.present)
-    statefile_checkpoint (&err);
+  if (shadow.present && statefile_checkpoint (&err) == 0)
+    statefile_end_session ();
   stats_write_file ();
   statefile_close ();
   if (shadow.shadow_fd >= 0)
@@ -336,8 +413,14 @@ shadow_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
   if (count == 0)
     return 0;
   observe (handle, 'R', offset, count);
+  /* No room for what a fetch would install: read around the shadow. */
+  if (atomic_load_explicit (&shadow.disk_full, memory_order_relaxed) &&
+      !blocks_are_present (offset >> shadow.block_shift,
+                           (offset + count - 1) >> shadow.block_shift))
+    return blockmap_read_through (buf, count, offset, err);
   if (blockmap_prepare_read (offset, count, &stalled, err) == -1)
-    return -1;
+    return store_full_error (*err)
+      ? blockmap_read_through (buf, count, offset, err) : -1;
   if (!stalled)
     atomic_fetch_add_explicit (&shadow.stats.hits, 1, memory_order_relaxed);
   return store_pread (buf, count, offset, err);

@@ -27,8 +27,8 @@
  *                thread of its own
  *   commands.c   the operator's commands, read from a Redis stream
  *
- * Helpers shared with the rest of nbdshadow (clock, bits, whole reads
- * and writes) are in common/.
+ * Helpers shared with the rest of nbdshadow (clock, bits, growing
+ * arrays, whole reads and writes) are in common/.
  */
 
 #ifndef NBDSHADOW_SHADOW_H
@@ -39,6 +39,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "bits.h"
 
@@ -55,6 +56,14 @@ struct engine_order;
  * the block instead (counted as a write stall).
  */
 #define SHADOW_MAX_PARTIAL 4096
+
+/* Words of the PRESENT bitmap in one page of the state file (the rest
+ * of the page holds its checksum; see statefile.c).
+ */
+#define SHADOW_PAGE_WORDS 504
+
+/* Longest shadow-source-id. */
+#define SHADOW_SOURCE_ID_MAX 255
 
 /* One block that is not PRESENT but has something going on: a fetch in
  * flight, guest writes in some sectors, or threads waiting.  Lives in
@@ -112,6 +121,8 @@ struct shadow {
   char *shadow_file;
   char *state_file;
   char *stats_file;
+  mode_t file_mode;             /* of the stats and record files */
+  char *source_id;              /* shadow-source-id, or NULL */
   uint32_t block_size;
   unsigned block_shift;
   const char *policy;
@@ -140,6 +151,7 @@ struct shadow {
   struct stripe stripes[SHADOW_STRIPES];
   struct shadow_stats stats;
   _Atomic bool complete;        /* every block PRESENT: switchover done or due */
+  _Atomic bool disk_full;       /* the shadow's file system had no room */
 };
 
 extern struct shadow shadow;
@@ -155,6 +167,14 @@ static inline uint32_t block_length (uint64_t b)
 static inline bool block_is_present (uint64_t b)
 {
   return bit_test_acquire (shadow.present, b);
+}
+
+/* block_is_present as the callback the engine and the pull order take
+ * (present.h): one function answers both.
+ */
+static inline bool block_present_cb (void *opaque, uint64_t b)
+{
+  return block_is_present (b);
 }
 
 /* The fast path of every request: are all its blocks local already? */
@@ -178,6 +198,8 @@ extern int blockmap_prepare_read (uint64_t offset, uint32_t count, bool *stalled
 extern int blockmap_write (const void *buf, uint32_t count, uint64_t offset,
                            bool is_zero, int *err);
 extern int blockmap_cache (uint64_t offset, uint32_t count, int *err);
+extern int blockmap_read_through (void *buf, uint32_t count, uint64_t offset,
+                                  int *err);
 extern bool blockmap_has_guest_data (uint64_t b);
 extern struct pending *blockmap_begin_pull (uint64_t b);
 extern int blockmap_end_pull (void *const *tokens, uint64_t n, const void *data,
@@ -191,26 +213,36 @@ extern int store_open (void);
 extern void store_forget_unused (void);
 extern int store_pread (void *buf, uint32_t count, uint64_t offset, int *err);
 extern int store_pwrite (const void *buf, uint32_t count, uint64_t offset, int *err);
+extern bool store_full_error (int err);
+extern bool store_pulls_paused (void);
+extern void store_check_room (void);
 extern int store_zero (uint32_t count, uint64_t offset, int *err);
 extern void store_start_writeback (uint64_t count);
 extern int store_sync (int *err);
 extern int store_is_data (uint64_t offset, uint64_t end, uint64_t *run_end);
 
-/* statefile.c */
+/* statefile.c, session.c */
+extern int shadow_lock_file (int fd, const char *key, const char *path);
 extern int statefile_open (void);
 extern int statefile_create (uint64_t disk_size, const unsigned char *fingerprint);
 extern int statefile_load (void);
 extern int statefile_check_source (uint64_t disk_size, const unsigned char *fingerprint);
+extern const unsigned char *statefile_fingerprint (void);
+extern int statefile_begin_session (void);
 extern int statefile_checkpoint (int *err);
+extern void statefile_end_session (void);
 extern void statefile_close (void);
 
 /* upstream.c */
 extern int upstream_config (const char *key, const char *value);
 extern void upstream_unload (void);
 extern int upstream_open (void *backend, uint64_t *disk_size);
+extern void upstream_set_identity (const unsigned char *fingerprint);
 extern int upstream_start (void);
 extern void upstream_close (void);
 extern int upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err);
+extern int upstream_pread_patient (void *buf, uint32_t count, uint64_t offset,
+                                   unsigned patience, int *err);
 extern int upstream_extents (uint32_t count, uint64_t offset, void *extents, int *err);
 extern bool upstream_attached (void);
 extern void upstream_stats (FILE *fp);

@@ -1,9 +1,10 @@
 /* The stats file (shadow-stats): the filter's counters, with the
  * engine's and the predictor's, as one line of JSON, rewritten whole
- * (a temporary file renamed over it) so that a reader never sees half
- * of it.  The housekeeping thread rewrites it once a second.  A restart
- * that resumes a migration continues the counters from the file, so
- * they cover the whole migration.
+ * (a temporary file from mkstemp renamed over it) so that a reader never
+ * sees half of it and a symlink planted beside it is never followed.
+ * The housekeeping thread rewrites it once a second.  A restart that
+ * resumes a migration continues the counters from the file, so they
+ * cover the whole migration.
  */
 
 #include <inttypes.h>
@@ -14,6 +15,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "replace-file.h"
 #include "shadow.h"
 
 #define LOAD(x) ((uint64_t) atomic_load_explicit (&(x), memory_order_relaxed))
@@ -113,20 +115,21 @@ stats_stall (uint64_t from_us, uint64_t to_us)
   pthread_mutex_unlock (&stall_lock);
 }
 
+/* Not synced: rewritten every second, a crash may leave the previous
+ * one, never half of one (replace-file.h). */
 void
 stats_write_file (void)
 {
-  char tmp[4096 + 8];
+  struct replace_file rf;
   FILE *fp;
 
   if (shadow.stats_file == NULL)
     return;
-  snprintf (tmp, sizeof tmp, "%s.tmp", shadow.stats_file);
-  fp = fopen (tmp, "w");
-  if (fp == NULL) {
-    nbdkit_debug ("stats: %s: %m", tmp);
+  if (replace_file_begin (&rf, shadow.stats_file, shadow.file_mode) == -1) {
+    nbdkit_debug ("stats: %s: %m", shadow.stats_file);
     return;
   }
+  fp = rf.fp;
   fprintf (fp,
            "{\"state\": \"%s\", \"policy\": \"%s\", \"disk_size\": %" PRIu64
            ", \"block_size\": %" PRIu32 ", \"blocks_total\": %" PRIu64
@@ -135,7 +138,7 @@ stats_write_file (void)
            ", \"stall_us\": %" PRIu64 ", \"stall_wall_us\": %" PRIu64
            ", \"write_stalls\": %" PRIu64
            ", \"bytes_fetched\": %" PRIu64 ", \"bytes_pulled\": %" PRIu64
-           ", \"fetch_errors\": %" PRIu64,
+           ", \"fetch_errors\": %" PRIu64 ", \"disk_full\": %s",
            shadow.complete ? (upstream_attached () ? "covered" : "complete")
            : shadow.stopped ? "stopped" : "copying", shadow.policy,
            shadow.disk_size, shadow.block_size, shadow.nblocks,
@@ -144,13 +147,14 @@ stats_write_file (void)
            LOAD (shadow.stats.stall_us), LOAD (shadow.stats.stall_wall_us),
            LOAD (shadow.stats.write_stalls),
            LOAD (shadow.stats.bytes_fetched), LOAD (shadow.stats.bytes_pulled),
-           LOAD (shadow.stats.fetch_errors));
+           LOAD (shadow.stats.fetch_errors),
+           atomic_load (&shadow.disk_full) ? "true" : "false");
   upstream_stats (fp);
   predict_stats (fp);
   record_stats (fp);
   mirror_stats (fp);
   fputs ("}\n", fp);
-  if (fclose (fp) == EOF || rename (tmp, shadow.stats_file) == -1)
+  if (replace_file_commit (&rf, 0) == -1)
     nbdkit_debug ("stats: %s: %m", shadow.stats_file);
 }
 

@@ -7,30 +7,48 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <nbdkit-filter.h>
 
+#include "clock.h"
 #include "fullio.h"
 #include "shadow.h"
 
 int
 store_open (void)
 {
+  struct stat st;
+
+  /* Never through a symbolic link: one planted in a shared directory
+   * would have the guest's disk written wherever it points.
+   */
   shadow.shadow_fd = open (shadow.shadow_file,
-                           O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+                           O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                           0600);
   shadow.shadow_created = shadow.shadow_fd >= 0;
   if (shadow.shadow_fd == -1 && errno == EEXIST)
-    shadow.shadow_fd = open (shadow.shadow_file, O_RDWR | O_CLOEXEC);
+    shadow.shadow_fd = open (shadow.shadow_file, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (shadow.shadow_fd == -1 && errno == ELOOP) {
+    nbdkit_error ("shadow-file: %s is a symbolic link: give the real file",
+                  shadow.shadow_file);
+    return -1;
+  }
   if (shadow.shadow_fd == -1) {
     nbdkit_error ("shadow-file: %s: %m", shadow.shadow_file);
     return -1;
   }
-  return 0;
+  if (fstat (shadow.shadow_fd, &st) == -1 || !S_ISREG (st.st_mode)) {
+    nbdkit_error ("shadow-file: %s is not a regular file", shadow.shadow_file);
+    return -1;
+  }
+  return shadow_lock_file (shadow.shadow_fd, "shadow-file", shadow.shadow_file);
 }
 
 /* A start that failed before any state was written leaves no empty
@@ -58,12 +76,102 @@ store_pread (void *buf, uint32_t count, uint64_t offset, int *err)
   return 0;
 }
 
+/* The shadow's file system full (or the quota reached).  Nothing
+ * acknowledged is lost: a write that fails is failed to the guest, and a
+ * fetched block that cannot be installed stays ABSENT.  But retrying
+ * at once would pull the same blocks from the source again and again,
+ * so background pulls pause, with a backoff, and a pull after the pause
+ * probes whether there is room again; meanwhile guest reads of blocks
+ * not yet local are served straight from the source (blockmap.c).
+ */
+#define FULL_BACKOFF_MIN_US UINT64_C (1000000)
+#define FULL_BACKOFF_MAX_US UINT64_C (30000000)
+
+static _Atomic uint64_t full_until_us;  /* pulls wait until then */
+static _Atomic uint64_t full_backoff_us;
+
+bool
+store_full_error (int err)
+{
+  return err == ENOSPC || err == EDQUOT;
+}
+
+static void
+note_full (void)
+{
+  uint64_t backoff = atomic_load (&full_backoff_us);
+  uint64_t next = backoff ? backoff * 2 : FULL_BACKOFF_MIN_US;
+
+  /* The pulls in flight when the file system filled up all fail: one
+   * pause for them, longer only when a pull after a pause fails too.
+   */
+  if (time_us () < atomic_load (&full_until_us))
+    return;
+  atomic_store (&full_backoff_us,
+                next < FULL_BACKOFF_MAX_US ? next : FULL_BACKOFF_MAX_US);
+  atomic_store (&full_until_us, time_us () + atomic_load (&full_backoff_us));
+  if (!atomic_exchange (&shadow.disk_full, true))
+    nbdkit_error ("shadow-file: %s: its file system is full: the background "
+                  "copy pauses, guest reads of blocks not yet local are served "
+                  "from the source", shadow.shadow_file);
+}
+
+/* Fetched data was written: there is room again. */
+static void
+note_space (void)
+{
+  if (!atomic_load_explicit (&shadow.disk_full, memory_order_relaxed))
+    return;
+  if (atomic_exchange (&shadow.disk_full, false)) {
+    atomic_store (&full_backoff_us, 0);
+    nbdkit_debug ("shadow-file: room again: the background copy resumes");
+  }
+}
+
+/* Should background pulls wait?  True while the last write that failed
+ * for want of space is recent; after the backoff one pull goes ahead to
+ * try.
+ */
+bool
+store_pulls_paused (void)
+{
+  return atomic_load_explicit (&shadow.disk_full, memory_order_relaxed) &&
+    time_us () < atomic_load (&full_until_us);
+}
+
+/* Warn at start when the file system has less room than the blocks not
+ * yet local could take (an upper bound: holes of a sparse source take
+ * none).
+ */
+void
+store_check_room (void)
+{
+  struct statvfs sv;
+  uint64_t missing = (shadow.nblocks - shadow.present_count) * shadow.block_size;
+
+  if (fstatvfs (shadow.shadow_fd, &sv) == -1)
+    return;
+  uint64_t avail = (uint64_t) sv.f_bavail * sv.f_frsize;
+  if (avail < missing)
+    nbdkit_error ("shadow-file: %s: warning: %" PRIu64 " bytes free on its "
+                  "file system, the copy may need up to %" PRIu64 " (less if "
+                  "the source is sparse); it pauses while the file system is "
+                  "full", shadow.shadow_file, avail, missing);
+}
+
+/* Writes of fetched data (install) tell whether there is room; guest
+ * writes do not (overwriting allocated blocks succeeds on a full file
+ * system).
+ */
 int
 store_pwrite (const void *buf, uint32_t count, uint64_t offset, int *err)
 {
   if (full_pwrite (shadow.shadow_fd, buf, count, offset) == -1) {
     *err = errno;
-    nbdkit_error ("shadow-file: write: %m");
+    if (store_full_error (errno))
+      note_full ();
+    else
+      nbdkit_error ("shadow-file: write: %m");
     return -1;
   }
   return 0;
@@ -108,6 +216,7 @@ store_zero (uint32_t count, uint64_t offset, int *err)
 void
 store_start_writeback (uint64_t count)
 {
+  note_space ();                /* fetched data was written: there is room */
   static _Atomic uint64_t written;
   uint64_t before = atomic_fetch_add_explicit (&written, count,
                                                memory_order_relaxed);

@@ -198,12 +198,6 @@ install_holes (void *opaque, uint64_t first, uint64_t n)
   return blockmap_install_holes (first, n);
 }
 
-static bool
-is_present (void *opaque, uint64_t b)
-{
-  return block_is_present (b);
-}
-
 static void
 log_message (void *opaque, bool error, const char *msg)
 {
@@ -217,7 +211,7 @@ static const struct engine_ops ops = {
   .begin_pull = begin_pull,
   .end_pull = end_pull,
   .install_holes = install_holes,
-  .is_present = is_present,
+  .is_present = block_present_cb,
   .log = log_message,
 };
 
@@ -240,8 +234,40 @@ upstream_open (void *backend, uint64_t *disk_size)
   return engine ? 0 : -1;
 }
 
+/* The source is the disk the state belongs to: from now on every
+ * connection the engine makes must show the same fingerprint.
+ */
+void
+upstream_set_identity (const unsigned char *fingerprint)
+{
+  pthread_rwlock_rdlock (&engine_lock);
+  if (engine)
+    engine_set_identity (engine, fingerprint);
+  pthread_rwlock_unlock (&engine_lock);
+}
+
 /* The background copy starts (or started) in the policy's order. */
 static _Atomic bool copy_planned;
+
+/* nbdkit stopping (SIGTERM, SIGINT) waits for the requests in progress,
+ * and a guest read waiting on a dead source would hold it for the whole
+ * shadow-timeout.  nbdkit tells no filter that it is stopping, but its
+ * nbdkit_nanosleep returns early then, also in a thread of the filter's
+ * own: that thread stops the engine, and the waiting reads fail at once.
+ */
+static void *
+watch_shutdown (void *arg)
+{
+  while (nbdkit_nanosleep (86400, 0) == 0)
+    ;
+  pthread_rwlock_rdlock (&engine_lock);
+  if (engine) {
+    nbdkit_debug ("shadow: nbdkit is stopping: the source is let go");
+    engine_stop (engine);
+  }
+  pthread_rwlock_unlock (&engine_lock);
+  return NULL;
+}
 
 /* The block map is ready: start the background copy in the policy's
  * order (the engine maps the source's allocation first and makes its
@@ -252,9 +278,18 @@ int
 upstream_start (void)
 {
   struct engine_order *order;
+  pthread_t watcher;
+  pthread_attr_t attr;
 
   if (engine == NULL)
     return 0;
+  /* Detached: it returns when nbdkit stops, or dies with the process. */
+  pthread_attr_init (&attr);
+  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create (&watcher, &attr, watch_shutdown, NULL) != 0)
+    nbdkit_debug ("shadow: no shutdown watcher: a stop may wait for "
+                  "shadow-timeout");
+  pthread_attr_destroy (&attr);
   if (strcmp (shadow.policy, "none") == 0) {
     engine_start_mapping (engine);
     return 0;
@@ -285,7 +320,8 @@ upstream_close (void)
 }
 
 int
-upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err)
+upstream_pread_patient (void *buf, uint32_t count, uint64_t offset,
+                        unsigned patience, int *err)
 {
   int r;
 
@@ -296,9 +332,15 @@ upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err)
     r = -1;
   }
   else
-    r = engine_pread (engine, buf, count, offset, err);
+    r = engine_pread_patient (engine, buf, count, offset, patience, err);
   pthread_rwlock_unlock (&engine_lock);
   return r;
+}
+
+int
+upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err)
+{
+  return upstream_pread_patient (buf, count, offset, 1, err);
 }
 
 static int

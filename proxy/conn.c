@@ -114,7 +114,7 @@ update_connected (struct engine *e)
   atomic_store_explicit (&e->connected, up, memory_order_relaxed);
 }
 
-static void
+void
 conn_down (struct conn *c, const char *why)
 {
   struct engine *e = c->e;
@@ -131,6 +131,8 @@ conn_down (struct conn *c, const char *why)
     c->nbd = NULL;
     nbd_close (h);              /* retires what was in flight: done list */
   }
+  free (c->verify_buf);         /* nothing writes into it any more */
+  c->verify_buf = NULL;
   c->state = CONN_DOWN;
   ev_timer_set (&c->retry, c->backoff_ms / 1000.0, 0);
   ev_timer_start (e->loop, &c->retry);
@@ -139,6 +141,9 @@ conn_down (struct conn *c, const char *why)
   update_connected (e);
 }
 
+/* Connected: checked, then (once the source's fingerprint is known)
+ * verified before it is used.
+ */
 static void
 conn_up (struct conn *c)
 {
@@ -148,6 +153,17 @@ conn_up (struct conn *c)
     conn_down (c, "refused");
     return;
   }
+  if (e->has_identity)
+    verify_start (c);
+  else
+    conn_ready (c);
+}
+
+void
+conn_ready (struct conn *c)
+{
+  struct engine *e = c->e;
+
   c->state = CONN_READY;
   c->backoff_ms = BACKOFF_MIN_MS;
   if (c->was_up) {
@@ -223,6 +239,8 @@ conn_close (struct conn *c)
     c->nbd = NULL;
     nbd_close (h);
   }
+  free (c->verify_buf);
+  c->verify_buf = NULL;
   c->state = CONN_DOWN;
 }
 

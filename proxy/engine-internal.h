@@ -9,6 +9,7 @@
  *                 reconnect with backoff; sending commands
  *   writer.c      the writer threads and the pull buffers
  *   allocmap.c    the source's allocation map (bit arithmetic only)
+ *   verify.c      re-identifying the source on every connection
  *
  * Threads: everything that touches a libnbd handle or the libev loop
  * runs on the engine thread.  Other threads talk to it through a
@@ -47,6 +48,7 @@
 
 #include "allocmap.h"
 #include "engine.h"
+#include "identity.h"
 #include "pacer.h"
 
 #define MAX_CONNECTIONS 16
@@ -77,7 +79,10 @@
  */
 #define MAPPERS 8
 
-enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_READY };
+/* VERIFYING: connected, reading the samples that say which disk it is
+ * (verify.c); not used for anything else until they match.
+ */
+enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_VERIFYING, CONN_READY };
 
 struct conn {
   struct engine *e;
@@ -89,9 +94,15 @@ struct conn {
   ev_timer retry;
   unsigned backoff_ms;
   unsigned inflight;
+  /* Re-identification (verify.c). */
+  uint64_t attempt;             /* which verification an OP_VERIFY belongs to */
+  char *verify_buf;
+  unsigned verify_pending;
+  bool verify_failed;
+  bool refused_other;           /* said that it is another disk */
 };
 
-enum op_kind { OP_PULL, OP_READ, OP_MAP };
+enum op_kind { OP_PULL, OP_READ, OP_MAP, OP_VERIFY };
 
 /* A request from another thread: a demand read, or an allocation query. */
 struct demand {
@@ -154,6 +165,7 @@ struct engine {
   struct engine_order *new_order;
   bool order_changed, start_pulls;
   bool map_only;                /* demand only: map, never pull */
+  bool identity_new;            /* identity just set: verify_all */
   bool want_paused;             /* engine_set_paused */
   bool cap_changed;
   uint64_t new_cap;             /* engine_set_bandwidth */
@@ -199,6 +211,14 @@ struct engine {
 
   /* Allocation of the source, per block; written by the engine thread. */
   struct allocmap map;
+
+  /* The source's fingerprint, once the owner gave it (verify.c).  Set
+   * under lock, then read by the engine thread only.
+   */
+  bool has_identity;
+  unsigned char identity[32];
+  struct identity_sample samples[IDENTITY_MAX_SAMPLES];
+  unsigned nsamples;
 };
 
 static inline uint64_t block_offset (struct engine *e, uint64_t b) { return b << e->block_shift; }
@@ -230,12 +250,19 @@ extern int handle_connect (struct engine *e, struct nbd_handle *h, bool sync);
 extern int handle_check (struct engine *e, struct nbd_handle *h, uint64_t *size);
 extern void conn_init (struct engine *e, unsigned i);
 extern void conn_connect (struct conn *c);
+extern void conn_down (struct conn *c, const char *why);
+extern void conn_ready (struct conn *c);
 extern void conn_close (struct conn *c);
 extern void watch (struct conn *c);
 extern void update_connected (struct engine *e);
 extern struct op *op_new (struct engine *e, enum op_kind kind, unsigned max_claims);
 extern void op_send (struct conn *c, struct op *op);
 extern bool lost_connection (struct op *op);
+
+/* verify.c */
+extern void verify_start (struct conn *c);
+extern void verify_done (struct engine *e, struct op *op);
+extern void verify_all (struct engine *e);
 
 /* writer.c */
 extern void writers_start (struct engine *e);

@@ -87,11 +87,14 @@ demand_release (struct engine *e, struct demand *d)
   pthread_mutex_unlock (&e->lock);
 }
 
-/* Hand d to the engine and wait for it, at most the timeout.  The
- * caller still holds its reference afterwards.
+/* Hand d to the engine and wait for it, at most `patience` times the
+ * timeout: a late answer to the same request is still an answer, where
+ * asking again would start the wait over (a source slower than the
+ * timeout would never answer in time).  The caller still holds its
+ * reference afterwards.
  */
 static int
-demand_run (struct engine *e, struct demand *d, int *err)
+demand_run (struct engine *e, struct demand *d, unsigned patience, int *err)
 {
   struct timespec deadline = deadline_after_ms (CLOCK_MONOTONIC,
                                                 e->params.timeout_ms);
@@ -107,9 +110,18 @@ demand_run (struct engine *e, struct demand *d, int *err)
   *e->inbox_tail = d;
   e->inbox_tail = &d->next;
   ev_async_send (e->loop, &e->wake);
-  while (!d->done &&
-         pthread_cond_timedwait (&d->cond, &e->lock, &deadline) != ETIMEDOUT)
-    ;
+  for (unsigned waited = 1; !d->done; waited++) {
+    while (!d->done &&
+           pthread_cond_timedwait (&d->cond, &e->lock, &deadline) != ETIMEDOUT)
+      ;
+    if (d->done || waited >= patience || e->stopping)
+      break;
+    pthread_mutex_unlock (&e->lock);
+    say (e, false, "no answer from the source within %u ms (offset %" PRIu64
+         "): waiting on", waited * e->params.timeout_ms, d->offset);
+    deadline = deadline_after_ms (CLOCK_MONOTONIC, e->params.timeout_ms);
+    pthread_mutex_lock (&e->lock);
+  }
   if (!d->done) {
     d->abandoned = true;
     *err = EIO;
@@ -122,7 +134,8 @@ demand_run (struct engine *e, struct demand *d, int *err)
   pthread_mutex_unlock (&e->lock);
   if (r == -1 && !d->done)
     say (e, true, "no answer from the source within %u ms (offset %" PRIu64
-         ", %" PRIu32 " bytes)", e->params.timeout_ms, d->offset, d->count);
+         ", %" PRIu32 " bytes)", patience * e->params.timeout_ms, d->offset,
+         d->count);
   return r;
 }
 
@@ -261,9 +274,17 @@ engine_start_mapping (struct engine *e)
   pthread_mutex_lock (&e->lock);
   e->map_only = true;
   e->start_pulls = true;
-  if (!e->stopping)
-    ev_async_send (e->loop, &e->wake);
-  pthread_mutex_unlock (&e->lock);
+  tell (e);
+}
+
+void
+engine_set_identity (struct engine *e, const unsigned char digest[32])
+{
+  pthread_mutex_lock (&e->lock);
+  memcpy (e->identity, digest, sizeof e->identity);
+  e->nsamples = identity_plan (e->size, e->samples);
+  e->identity_new = true;
+  tell (e);
 }
 
 void
@@ -284,6 +305,13 @@ int
 engine_pread (struct engine *e, void *buf, uint32_t count, uint64_t offset,
               int *err)
 {
+  return engine_pread_patient (e, buf, count, offset, 1, err);
+}
+
+int
+engine_pread_patient (struct engine *e, void *buf, uint32_t count,
+                      uint64_t offset, unsigned patience, int *err)
+{
   struct demand *d;
   int r;
 
@@ -295,7 +323,7 @@ engine_pread (struct engine *e, void *buf, uint32_t count, uint64_t offset,
     *err = ENOMEM;
     return -1;
   }
-  r = demand_run (e, d, err);
+  r = demand_run (e, d, patience, err);
   if (r == 0)
     memcpy (buf, d->buf, count);
   demand_release (e, d);
@@ -321,7 +349,7 @@ engine_extents (struct engine *e, uint64_t offset, uint64_t count,
                                    end - from < MAP_CHUNK ? end - from : MAP_CHUNK);
     int ignored;
     if (d) {
-      demand_run (e, d, &ignored);
+      demand_run (e, d, 1, &ignored);
       demand_release (e, d);
     }
   }

@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "present.h"
+
 struct engine;
 
 /* Where the source is and how to talk to it.  The fields mean what the
@@ -84,7 +86,7 @@ struct engine_ops {
    */
   uint64_t (*install_holes) (void *opaque, uint64_t first, uint64_t n);
   /* Cheap check used to skip local blocks (may be called often). */
-  bool (*is_present) (void *opaque, uint64_t b);
+  block_present_fn is_present;
   /* Messages; error is true for what the user should see. */
   void (*log) (void *opaque, bool error, const char *msg);
 };
@@ -129,6 +131,12 @@ extern void engine_start_pulls (struct engine *e, struct engine_order *order);
  * holes would never become complete, since no guest reads a hole.
  */
 extern void engine_start_mapping (struct engine *e);
+/* The source's fingerprint (identity.h), once the owner knows it is the
+ * right disk: from now on every connection, those up already too, must
+ * show it before it carries anything, or it is refused and retried.
+ * Any thread.
+ */
+extern void engine_set_identity (struct engine *e, const unsigned char digest[32]);
 /* Replace the pull order while the copy runs (any thread). */
 extern void engine_set_order (struct engine *e, struct engine_order *order);
 /* Stop sending background pulls (those in flight finish), or go on;
@@ -143,6 +151,9 @@ extern void engine_set_bandwidth (struct engine *e, uint64_t bytes_per_s);
  */
 extern int engine_pread (struct engine *e, void *buf, uint32_t count,
                          uint64_t offset, int *err);
+/* The same, waiting on the one request up to `patience` timeouts. */
+extern int engine_pread_patient (struct engine *e, void *buf, uint32_t count,
+                                 uint64_t offset, unsigned patience, int *err);
 /* Describe [offset, offset+count) as runs of data and zeros, as far as
  * the source's allocation is known (asking it if needed).  Unknown is
  * data.

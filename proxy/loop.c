@@ -202,6 +202,11 @@ process_done (struct engine *e)
       finish_pull (e, op);      /* takes op */
       continue;
     }
+    if (op->kind == OP_VERIFY) {
+      verify_done (e, op);
+      free (op);
+      continue;
+    }
     if (op->kind == OP_MAP)
       finish_map (e, op);
     /* A demand that lost its connection goes again, unless its caller
@@ -439,6 +444,7 @@ wake_cb (struct ev_loop *loop, ev_async *w, int revents)
 {
   struct engine *e = w->data;
   struct engine_order *old = NULL;
+  bool verify = false;
 
   pthread_mutex_lock (&e->lock);
   if (e->inbox) {
@@ -452,6 +458,10 @@ wake_cb (struct ev_loop *loop, ev_async *w, int revents)
     e->order = e->new_order;
     e->new_order = NULL;
     e->order_changed = false;
+  }
+  if (e->identity_new) {
+    e->identity_new = false;
+    e->has_identity = verify = true;
   }
   if (e->start_pulls) {
     e->start_pulls = false;
@@ -471,6 +481,8 @@ wake_cb (struct ev_loop *loop, ev_async *w, int revents)
   pthread_mutex_unlock (&e->lock);
   if (old)
     old->free (old);
+  if (verify)
+    verify_all (e);
   collect_written (e);
 }
 
