@@ -8,7 +8,8 @@
 # workload's recorded run 1 (traces/e2e-WORKLOAD-run1.csv); the guest
 # then runs the workload again.  Every migration run is checked as in
 # test-e2e-migrate.sh (console, e2fsck, export = shadow); the reboot from
-# the completed shadow is checked in the first round.
+# the completed shadow is checked in the first REBOOT_ROUNDS rounds
+# (default 1; 0 skips it).
 #
 #   cd tests && flock /tmp/nbdshadow-bench.lock bench/bench-e2e-migrate.sh
 #   ROUNDS=3 LINKS="100M:5ms 1G:1ms" WORKLOADS="boot build sqlite unpack scan" \
@@ -52,7 +53,9 @@ for round in $(seq "$rounds"); do
                         *) model=(shadow-model="$tmpdir/$w.model") ;; esac
                     e2e_migrate "$n" "$w" "$p" "$rate" "$delay" "${model[@]}"
                     line="$e2e_result"
-                    [ "$round" = 1 ] && e2e_reboot_from_shadow "$n"
+                    if [ "$round" -le "${REBOOT_ROUNDS:-1}" ]; then
+                        e2e_reboot_from_shadow "$n"
+                    fi
                     stop_server "$n"
                     rm -f "$tmpdir/$n.img" "$tmpdir/$n.state"
                 fi
