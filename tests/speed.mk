@@ -5,3 +5,5 @@ TESTS += test-blockmap
 check_PROGRAMS += test-blockmap
 test_blockmap_SOURCES = test-blockmap.c ../plugin/blockmap.c ../plugin/fetch.c
 test_blockmap_LDADD = ../common/libcommon.la -lpthread
+EXTRA_DIST += bench/bench-shadow-write.sh
+EXTRA_DIST += bench/bench-folio-writes.sh
