@@ -1,5 +1,6 @@
 /* nbdshadow.c: the nbdshadow command: dispatch to the subcommands and the
  * small parsing helpers they share. */
+#include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +21,13 @@ static const struct {
   { "train", cmd_train, "fit the access predictor on a history trace" },
   { "simulate", cmd_simulate, "measure pull policies on a history/future" },
   { "replay", cmd_replay, "replay a trace against an NBD export, open-loop" },
+  { "migrate", cmd_migrate, "migrate a disk here: start the shadow, watch it" },
+  { "status", cmd_status, "show migrations' progress (one, or the fleet)" },
+  { "pause", cmd_control, "pause a migration's background copy" },
+  { "resume", cmd_control, "resume a paused background copy" },
+  { "throttle", cmd_control, "change a migration's bandwidth cap, live" },
+  { "finalize", cmd_control, "finish a migration now (--wait: until done)" },
+  { "verify", cmd_verify, "compare a shadow with its source by SHA-256" },
 };
 
 static void
@@ -92,6 +100,28 @@ double
 seconds_since (uint64_t start_ns)
 {
   return (time_ns () - start_ns) / 1e9;
+}
+
+const char *
+human_size (uint64_t bytes)
+{
+  static char buf[4][32];
+  static int next;
+  static const char units[] = "KMGTPE";
+  char *b = buf[next++ % 4];
+  double v = bytes;
+  int u = -1;
+
+  while (v >= 1024 && u < 5) {
+    v /= 1024;
+    u++;
+  }
+  if (u < 0)
+    snprintf (b, sizeof buf[0], "%" PRIu64 " B", bytes);
+  else
+    snprintf (b, sizeof buf[0], "%.*f %ciB", v < 10 ? 2 : v < 100 ? 1 : 0,
+              v, units[u]);
+  return b;
 }
 
 void

@@ -24,19 +24,23 @@ usage (FILE *fp)
 "         [--sparse] [--seq-model ngram|gru] [--timing] [--json]\n"
 "         [--plot out.svg [--mode 0600]]\n"
 "Replay FUT.csv open-loop while the background copy pulls blocks in each\n"
-"policy's order (none, sequential, frequency, first-access, predict,\n"
-"oracle; all = every one).  Policies needing a model train one on\n"
-"HIST.csv unless --model is given.  --bandwidth-ratio 1 (the default)\n"
+"policy's order (below; all = every one).  Policies needing a model train\n"
+"one on HIST.csv unless --model is given.  --bandwidth-ratio 1 (the default)\n"
 "copies the volume in exactly the future's duration.  --sparse: only\n"
 "blocks touched in history or future are allocated (and copied).\n"
 "--seq-model overrides the model's choice of sequence model.  --timing\n"
-"adds the mean predictor cost per request (observe_us: on the guest's\n"
+"adds the predictor's start-up time (start_seconds: order_new and its\n"
+"first pull choice) and mean cost per request (observe_us: on the guest's\n"
 "path; next_us: choosing pulls, incl. deferred re-ranking; not\n"
 "deterministic).  Output: a table, or with --json one object per policy\n"
 "(an array when several): requests, stalls, stall_ratio, stall_seconds,\n"
 "demand_blocks (fetched while the guest waited), time_to_full_copy,\n"
 "gap_closed.  The plot is replaced atomically, with --mode (octal,\n"
-"default 0600).\n");
+"default 0600).\n\npolicies:\n");
+  for (const struct order_policy *p = order_policy_table; p->name; p++)
+    fprintf (fp, "  %-14s %s%s%s\n", p->name, p->what,
+             p->needs_model ? " (model)" : "",
+             p->simulator_only ? " (simulator only)" : "");
 }
 
 static int
@@ -46,8 +50,8 @@ split_policies (char *list, const char **names)
   char *save, *p;
 
   if (strcmp (list, "all") == 0) {
-    for (int i = 0; order_policies[i]; i++)
-      names[n++] = order_policies[i];
+    for (const struct order_policy *q = order_policy_table; q->name; q++)
+      names[n++] = q->name;
     return n;
   }
   for (p = strtok_r (list, ",", &save); p; p = strtok_r (NULL, ",", &save)) {
@@ -56,13 +60,6 @@ split_policies (char *list, const char **names)
     names[n++] = p;
   }
   return n;
-}
-
-static int
-needs_model (const char *policy)
-{
-  return strcmp (policy, "none") && strcmp (policy, "sequential") &&
-         strcmp (policy, "oracle");
 }
 
 int
@@ -159,8 +156,15 @@ cmd_simulate (int argc, char **argv)
     die ("%s", err);
     goto out;
   }
-  for (int i = 0; i < n; i++)
-    if (needs_model (names[i]) && !m) {
+  for (int i = 0; i < n; i++) {
+    const struct order_policy *p = order_policy_find (names[i]);
+    char known[256];
+    if (!p) {
+      die ("--policy: unknown policy \"%s\" (one of %s)", names[i],
+           order_policy_names (known, sizeof known, true));
+      goto out;
+    }
+    if (p->needs_model && !m) {
       m = model_path ? model_load (model_path, err)
         : model_train (&hist, &(struct train_options) {
                          .block_size = cfg.block_size, .region_shift = -1 },
@@ -172,6 +176,7 @@ cmd_simulate (int argc, char **argv)
       if (seq_model)
         m->seq.kind = strcmp (seq_model, "gru") == 0 ? SEQ_GRU : SEQ_NGRAM;
     }
+  }
   if (sim_prepare (&sc, &hist, &fut, &cfg, err) == -1) {
     die ("%s", err);
     goto out;
@@ -225,14 +230,17 @@ cmd_simulate (int argc, char **argv)
                        ? r->time_to_full_copy : NAN, ", ");
     print_json_number ("gap_closed", gap, ", ");
     if (timing) {
+      print_json_number ("start_seconds", r->start_s, ", ");
       print_json_number ("observe_us", r->observe_us, ", ");
       print_json_number ("next_us", r->next_us, ", ");
     }
     printf ("\"sparse\": %s, \"block_size\": %llu, \"blocks_total\": %llu, "
-            "\"blocks_to_copy\": %llu, ", cfg.sparse ? "true" : "false",
+            "\"blocks_to_copy\": %llu, \"future_blocks\": %zu, "
+            "\"future_new_blocks\": %llu, ", cfg.sparse ? "true" : "false",
             (unsigned long long) cfg.block_size,
             (unsigned long long) sc.nblocks,
-            (unsigned long long) sc.blocks_to_copy);
+            (unsigned long long) sc.blocks_to_copy, sc.noracle,
+            (unsigned long long) sc.new_blocks);
     print_json_number ("bandwidth", sc.bandwidth, ", ");
     print_json_number ("window_seconds", sc.duration_us / 1e6, "}");
     printf (json && n > 1 && i < n - 1 ? ",\n" : "\n");

@@ -3,6 +3,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "cli.h"
@@ -17,11 +18,84 @@ usage (FILE *fp)
 "                       [--region-blocks N] -o MODEL [--json]\n"
 "                       [--mode 0600]\n"
 "Fit the access predictor on the canonical trace HIST.csv: per-block and\n"
-"per-region libsvm rankers, and the delta sequence models (n-gram and\n"
-"GRU; the better one on the history's last fifth is used online).\n"
+"per-region libsvm rankers, the delta sequence models (n-gram and GRU;\n"
+"the better one on the history's last fifth is used online), and the\n"
+"blend of pull strategies for a dense and for a sparse source (scored by\n"
+"replaying the history's second half against a model of its first).\n"
 "--region-blocks: region size in blocks (a power of 2); default: chosen\n"
 "from the history.\n"
 "MODEL is replaced atomically, with --mode (octal, default 0600).\n");
+}
+
+/* "regions 1 + sequence 4" */
+static const char *
+blend_text (const float *blend, char *buf, size_t len)
+{
+  size_t at = 0;
+
+  buf[0] = '\0';
+  for (int k = 0; k < NSTRATEGIES && at < len; k++)
+    if (blend[k] > 0)
+      at += snprintf (buf + at, len - at, "%s%s %g", at ? " + " : "",
+                      strategy_names[k], blend[k]);
+  return buf;
+}
+
+int
+train_model_file (const char *trace_path, const struct train_options *topts,
+                  const char *out, mode_t mode, FILE *report, int json)
+{
+  struct trace t = { 0 };
+  struct model *m = NULL;
+  uint64_t start;
+  char err[LEARNER_ERRLEN], dense[128], sparse[128];
+  int status = -1;
+  double secs;
+
+  if (trace_load_csv (trace_path, &t, err) == -1)
+    return die ("%s", err), -1;
+  start = time_ns ();
+  m = model_train (&t, topts, err);
+  secs = seconds_since (start);
+  if (!m) {
+    die ("train: %s", err);
+    goto out;
+  }
+  if (model_save (m, out, mode, err) == -1) {
+    die ("%s", err);
+    goto out;
+  }
+  blend_text (m->blend[SOURCE_DENSE], dense, sizeof dense);
+  blend_text (m->blend[SOURCE_SPARSE], sparse, sizeof sparse);
+  if (json)
+    fprintf (report, "{\"requests\": %zu, \"train_seconds\": %.3f, "
+             "\"history_blocks\": %zu, \"regions\": %zu, "
+             "\"region_blocks\": %llu, \"candidate_regions\": %zu, "
+             "\"block_svs\": %d, \"region_svs\": %d, "
+             "\"ngram_hit_rate\": %.4f, \"gru_hit_rate\": %.4f, "
+             "\"sequence_model\": \"%s\", \"blend_dense\": \"%s\", "
+             "\"blend_sparse\": \"%s\"}\n",
+             t.n, secs, m->blocks.n, m->regions.n,
+             1ULL << m->region_shift, m->ncandidates,
+             m->block_ranker.svm ? m->block_ranker.svm->l : 0,
+             m->region_ranker.svm ? m->region_ranker.svm->l : 0,
+             m->seq_score.hit_rate[SEQ_NGRAM], m->seq_score.hit_rate[SEQ_GRU],
+             m->seq.kind == SEQ_GRU ? "gru" : "ngram", dense, sparse);
+  else
+    fprintf (report, "trained on %zu requests in %.2f s: %zu history blocks, "
+             "%zu candidate regions of %llu blocks\n"
+             "sequence models, top-%d next-block hit rate on the history's "
+             "last fifth: n-gram %.2f%%, GRU %.2f%% -> using %s\n"
+             "blend of pull strategies: dense source %s; sparse source %s\n",
+             t.n, secs, m->blocks.n, m->ncandidates, 1ULL << m->region_shift,
+             SEQ_TOPK, 100 * m->seq_score.hit_rate[SEQ_NGRAM],
+             100 * m->seq_score.hit_rate[SEQ_GRU],
+             m->seq.kind == SEQ_GRU ? "GRU" : "n-gram", dense, sparse);
+  status = 0;
+ out:
+  model_free (m);
+  trace_free (&t);
+  return status;
 }
 
 int
@@ -39,14 +113,9 @@ cmd_train (int argc, char **argv)
   };
   struct train_options topts = { .block_size = 65536, .region_shift = -1 };
   const char *trace_path = NULL, *out = NULL;
-  struct trace t = { 0 };
-  struct model *m = NULL;
-  uint64_t start;
-  char err[LEARNER_ERRLEN];
-  int c, json = 0, status = 1;
+  int c, json = 0;
   uint64_t rb;
   mode_t mode = PRIVATE_FILE_MODE;
-  double secs;
 
   while ((c = getopt_long (argc, argv, "t:b:o:", opts, NULL)) != -1) {
     switch (c) {
@@ -77,44 +146,5 @@ cmd_train (int argc, char **argv)
     usage (stderr);
     return 1;
   }
-  if (trace_load_csv (trace_path, &t, err) == -1)
-    return die ("%s", err);
-  start = time_ns ();
-  m = model_train (&t, &topts, err);
-  secs = seconds_since (start);
-  if (!m) {
-    die ("train: %s", err);
-    goto out;
-  }
-  if (model_save (m, out, mode, err) == -1) {
-    die ("%s", err);
-    goto out;
-  }
-  if (json)
-    printf ("{\"requests\": %zu, \"train_seconds\": %.3f, "
-            "\"history_blocks\": %zu, \"regions\": %zu, "
-            "\"region_blocks\": %llu, \"candidate_regions\": %zu, "
-            "\"block_svs\": %d, \"region_svs\": %d, "
-            "\"ngram_hit_rate\": %.4f, \"gru_hit_rate\": %.4f, "
-            "\"sequence_model\": \"%s\"}\n",
-            t.n, secs, m->blocks.n, m->regions.n,
-            1ULL << m->region_shift, m->ncandidates,
-            m->block_ranker.svm ? m->block_ranker.svm->l : 0,
-            m->region_ranker.svm ? m->region_ranker.svm->l : 0,
-            m->seq_score.hit_rate[SEQ_NGRAM], m->seq_score.hit_rate[SEQ_GRU],
-            m->seq.kind == SEQ_GRU ? "gru" : "ngram");
-  else
-    printf ("trained on %zu requests in %.2f s: %zu history blocks, "
-            "%zu candidate regions of %llu blocks\n"
-            "sequence models, top-%d next-block hit rate on the history's "
-            "last fifth: n-gram %.2f%%, GRU %.2f%% -> using %s\n",
-            t.n, secs, m->blocks.n, m->ncandidates, 1ULL << m->region_shift,
-            SEQ_TOPK, 100 * m->seq_score.hit_rate[SEQ_NGRAM],
-            100 * m->seq_score.hit_rate[SEQ_GRU],
-            m->seq.kind == SEQ_GRU ? "GRU" : "n-gram");
-  status = 0;
- out:
-  model_free (m);
-  trace_free (&t);
-  return status;
+  return train_model_file (trace_path, &topts, out, mode, stdout, json) == -1;
 }

@@ -340,6 +340,10 @@ model_train (const struct trace *t, const struct train_options *opts,
 
   if (seqmodel_train (&m->seq, t, bs, &m->seq_score, err) == -1)
     goto out;
+  if (opts->no_blend)
+    portfolio_default (m);
+  else if (portfolio_choose (m, t, opts, err) == -1)
+    goto out;
   ok = true;
  out:
   history_free (&h1);

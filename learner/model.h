@@ -7,13 +7,28 @@
 #ifndef NBDSHADOW_MODEL_H
 #define NBDSHADOW_MODEL_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "history.h"
 #include "ranker.h"
 #include "seqmodel.h"
 
-#define MODEL_VERSION 1
+#define MODEL_VERSION 2
+
+/* The pull strategies a blend is made of (order.h's predict; their
+ * names in strategy_names). */
+enum strategy {
+  STRATEGY_REGIONS,             /* the region/ring model */
+  STRATEGY_SEQUENCE,            /* stall neighbours, sequence model */
+  STRATEGY_FIRST_ACCESS,        /* history blocks, first touched first */
+  STRATEGY_FREQUENCY,           /* history blocks, most touched first */
+  STRATEGY_SEQUENTIAL,          /* ascending */
+  NSTRATEGIES
+};
+extern const char *const strategy_names[NSTRATEGIES];
+
+enum source_kind { SOURCE_DENSE, SOURCE_SPARSE, NSOURCES };
 
 struct scored_unit {
   uint64_t unit;
@@ -37,12 +52,24 @@ struct model {
    * "history blocks first" against "never-seen blocks first". */
   double retouch_rate;
   double expected_new_blocks;
+  /* The blend of strategies train chose for each kind of source (scored
+   * on the history split by time, portfolio.c): pull shares. */
+  float blend[NSOURCES][NSTRATEGIES];
 };
 
 struct train_options {
   uint64_t block_size;
   int region_shift;             /* -1: choose from the history */
+  bool no_blend;                /* keep the default blend (portfolio.c's
+                                   own sub-models) */
 };
+
+/* portfolio.c: score the candidate blends by replaying the history's
+ * second half against a model of its first half, and set M's blend.
+ * Deterministic. */
+extern int portfolio_choose (struct model *m, const struct trace *history,
+                             const struct train_options *opts, char *err);
+extern void portfolio_default (struct model *m);
 
 /* Fit a model on HISTORY only.  Deterministic. */
 extern struct model *model_train (const struct trace *history,

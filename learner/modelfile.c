@@ -119,7 +119,9 @@ put_payload (struct blob_writer *w, const struct model *m)
   BLOB_PUT (w, m->seq_score.evaluated);
   BLOB_PUT (w, m->retouch_rate);
   BLOB_PUT (w, m->expected_new_blocks);
+  blob_put (w, m->blend, sizeof m->blend);
 }
+
 
 static int
 get_payload (struct blob_reader *r, struct model *m)
@@ -163,6 +165,7 @@ get_payload (struct blob_reader *r, struct model *m)
   BLOB_GET (r, m->seq_score.evaluated);
   BLOB_GET (r, m->retouch_rate);
   BLOB_GET (r, m->expected_new_blocks);
+  blob_get (r, m->blend, sizeof m->blend);
   if (r->bad || kind > SEQ_GRU || r->left != 0)
     return -1;
   m->seq.kind = kind;
@@ -265,6 +268,20 @@ validate_seqmodel (const struct seqmodel *q, char *why)
   return 0;
 }
 
+/* A blend is pull shares: finite, not negative, not all zero. */
+static bool
+blend_valid (const float blend[NSTRATEGIES])
+{
+  float total = 0;
+
+  for (int k = 0; k < NSTRATEGIES; k++) {
+    if (!(blend[k] >= 0 && blend[k] <= 1e6f))
+      return false;
+    total += blend[k];
+  }
+  return total > 0;
+}
+
 static int
 model_validate (const struct model *m, char *why)
 {
@@ -297,6 +314,11 @@ model_validate (const struct model *m, char *why)
       !is_probability (m->retouch_rate) ||
       !(m->expected_new_blocks >= 0 && isfinite (m->expected_new_blocks)))
     return invalid (why, "a rate is out of range");
+  for (int k = 0; k < NSOURCES; k++)
+    if (!blend_valid (m->blend[k]))
+      return invalid (why, "the %s source's blend of strategies is not a "
+                      "set of pull shares", k == SOURCE_SPARSE ? "sparse"
+                      : "dense");
   return 0;
 }
 
@@ -379,8 +401,10 @@ model_load (const char *path, char *err)
     goto out;
   }
   if (version != MODEL_VERSION) {
-    snprintf (err, LEARNER_ERRLEN, "%.150s: unsupported model version %"
-              PRIu32 " (this program reads version %d)", path, version,
+    snprintf (err, LEARNER_ERRLEN, "%.100s: model version %" PRIu32
+              " %s; retrain it with nbdshadow train (this program reads "
+              "version %d)", path, version, version < MODEL_VERSION
+              ? "is from an older nbdshadow" : "is not supported",
               MODEL_VERSION);
     goto out;
   }

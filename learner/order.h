@@ -14,26 +14,14 @@
  *   ...
  *   order_free (o);
  *
- * Policies (order_policies lists them):
- *   none          nothing in the background (demand fetches only)
- *   sequential    ascending block order, as today's tools copy
- *   frequency     history heuristic: most accessed blocks of the history
- *                 first, then sequential
- *   first-access  history heuristic: blocks in the order the history
- *                 first touched them, then sequential
- *   predict       the learned model: the neighbours of a stalled request
- *                 and the blocks the sequence model predicts from the
- *                 latest requests, then history blocks by libsvm score,
- *                 then regions by libsvm probability x activity (history
- *                 plus what the guest did since: re-ranked online), each
- *                 pulled in rings around its touched blocks, nearest
- *                 first, then sequential.  On a sparse source (probed through
- *                 is_present at the first order_next) never-seen blocks of
- *                 the regions go before the history blocks.
- *   oracle        simulator only: the future's blocks in order of first
- *                 access (order_seed), then sequential
- * frequency, first-access and predict need a model; its block size must
- * equal BLOCK_SIZE.
+ * Policies: order_policy_table lists them, which need a model and which
+ * only the simulator has (help texts and errors are built from it).
+ * predict interleaves the strategies of model.h (the region/ring model,
+ * the sequence model's predictions, first-access, frequency,
+ * sequential) in the blend train chose for the kind of source (dense or
+ * sparse: probed through is_present at the first order_next), and moves
+ * the blend online towards the strategies that work (bandit.h).  A
+ * model's block size must equal BLOCK_SIZE.
  */
 #ifndef NBDSHADOW_ORDER_H
 #define NBDSHADOW_ORDER_H
@@ -48,7 +36,42 @@
 struct model;
 struct order;
 
-extern const char *const order_policies[];
+/* The one list of policies: name, needs a model, what it does.  The
+ * filter has the first ones; the simulator has them all. */
+#define ORDER_FILTER_POLICIES(P)                                        \
+  P ("none", false, "nothing in the background (demand fetches only)")  \
+  P ("sequential", false, "ascending block order")                     \
+  P ("frequency", true,                                                \
+     "the history's blocks, most accessed first, then sequential")     \
+  P ("first-access", true,                                             \
+     "the history's blocks, first touched first, then sequential")     \
+  P ("predict", true, "the model's blend of strategies, adapted online")
+#define ORDER_SIMULATOR_POLICIES(P)                                     \
+  P ("predict-fixed", true, "predict's blend without the online "      \
+     "adaptation")                                                     \
+  P ("regions", true, "the region/ring model and the sequence model "  \
+     "alone")                                                          \
+  P ("oracle", false, "the future's blocks in order of first access")
+
+/* " none sequential ...": the filter's policies, for static help texts. */
+#define ORDER_POLICY_NAME_(name, model, what) " " name
+#define ORDER_FILTER_POLICY_NAMES ORDER_FILTER_POLICIES (ORDER_POLICY_NAME_)
+
+struct order_policy {
+  const char *name;
+  bool needs_model;
+  bool simulator_only;          /* e.g. oracle: needs the future */
+  const char *what;             /* one line for help texts */
+};
+
+/* Ends with a NULL name. */
+extern const struct order_policy order_policy_table[];
+/* NULL if NAME is no policy. */
+extern const struct order_policy *order_policy_find (const char *name);
+/* The policies' names, ", " between them, into BUF (LEN bytes): all of
+ * them, or only those the filter has.  Returns BUF. */
+extern const char *order_policy_names (char *buf, size_t len,
+                                       bool with_simulator_only);
 
 /* Returns NULL with a reason in ERR (LEARNER_ERRLEN bytes) on an unknown
  * policy, a missing or mismatched model, or out of memory.  The order

@@ -99,6 +99,21 @@ sim_prepare (struct sim_scenario *s, const struct trace *history,
       s->oracle[s->noracle++] = b;
     }
   }
+  {
+    struct u64map past = { 0 };
+    for (size_t i = 0; i < history->n; i++) {
+      uint64_t first, last;
+      if (trace_rec_blocks (&history->recs[i], bs, &first, &last))
+        for (uint64_t b = first; b <= last; b++)
+          if (u64map_put (&past, b, 1) == -1) {
+            u64map_free (&past);
+            goto oom;
+          }
+    }
+    for (size_t i = 0; i < s->noracle; i++)
+      s->new_blocks += u64map_get (&past, s->oracle[i]) == U64MAP_NONE;
+    u64map_free (&past);
+  }
   if (cfg->sparse) {
     /* Allocated = touched in the history or the future; `seen` already
      * holds the future. */
@@ -246,6 +261,7 @@ struct run {
   double rtt;
   double full_at;               /* when remaining reached 0, or -1 */
   double next_time;             /* us spent in order_next */
+  double *start_s;              /* the first order_next counts here */
   int oom;
 };
 
@@ -311,7 +327,12 @@ pull_until (struct run *r, struct order *o, double now)
 
     double start = (time_ns () / 1e3);
     n = order_next (o, blocks, want, is_claimed, r);
-    r->next_time += (time_ns () / 1e3) - start;
+    if (r->start_s) {
+      *r->start_s += ((time_ns () / 1e3) - start) / 1e6;
+      r->start_s = NULL;
+    }
+    else
+      r->next_time += (time_ns () / 1e3) - start;
     if (n == 0)
       break;                    /* policy none: the link idles */
     for (size_t i = 0; i < n; i++) {
@@ -360,7 +381,9 @@ sim_run (const struct sim_scenario *s, const char *policy,
 
   memset (res, 0, sizeof *res);
   snprintf (res->policy, sizeof res->policy, "%s", policy);
+  uint64_t t_new = time_ns ();
   o = order_new (policy, model, s->nblocks, bs, err);
+  res->start_s = (time_ns () - t_new) / 1e9;
   if (!o)
     return -1;
   if (strcmp (policy, "oracle") == 0 &&
@@ -382,6 +405,7 @@ sim_run (const struct sim_scenario *s, const char *policy,
   r.xfer = bs / s->bandwidth;
   r.rtt = s->cfg.rtt_s;
   r.link_free = r.rtt;          /* the first pulls are chosen at 0 */
+  r.start_s = &res->start_s;
 
   for (size_t i = 0; i < s->future->n; i++) {
     const struct trace_rec *q = &s->future->recs[i];

@@ -13,7 +13,8 @@
 #define SIM_CURVE_POINTS 200
 /* The largest volume simulated, in blocks (4 TiB at 64K): its maps take
  * 3 x 8 MiB, and every run simulates a sequential copy of it (for the gap
- * closed), some seconds.  Beyond, time and memory run away (a request
+ * closed), some seconds and, on a link fast enough to have every block
+ * in flight at once, 1 GiB.  Beyond, time and memory run away (a request
  * near 1 PB at 64K blocks is 2^34 blocks); a larger volume needs larger
  * blocks. */
 #define SIM_MAX_BLOCKS (UINT64_C (1) << 26)
@@ -37,6 +38,7 @@ struct sim_scenario {
   uint64_t t0_us, duration_us;  /* the future window */
   uint64_t *oracle;             /* future blocks by first access */
   size_t noracle;
+  uint64_t new_blocks;          /* of which the history never touched */
 };
 
 struct sim_point {
@@ -51,6 +53,8 @@ struct sim_result {
   uint64_t demand_blocks;       /* fetched for a waiting guest */
   double stall_ratio, stall_seconds;
   double time_to_full_copy;     /* seconds; < 0: never (policy none) */
+  double start_s;               /* order_new and the first order_next: what
+                                   the filter does when it starts */
   double observe_us;            /* mean order_observe cost per request */
   double next_us;               /* order_next cost (pull choice, deferred
                                    re-ranking, skipping present blocks)

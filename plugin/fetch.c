@@ -94,9 +94,7 @@ stretch_flush (struct stretch *st, int *err)
 {
   int r = 0;
   if (st->end > st->offset && st->data) {
-    r = store_pwrite (st->data, st->end - st->offset, st->offset, err);
-    if (r == 0)
-      store_start_writeback (st->end - st->offset);
+    r = store_install (st->data, st->end - st->offset, st->offset, err);
   }
   else if (st->end > st->offset)
     r = store_zero (st->end - st->offset, st->offset, err);

@@ -541,11 +541,11 @@ note_state (const char *state)
     mirror_event ("stopped", "the filter stopped before the copy was complete");
 }
 
-/* Engine connection changes become events. */
+/* The source's connection and the shadow's disk: changes are events. */
 static void
-note_source (void)
+note_conditions (void)
 {
-  static bool was_connected = true;
+  static bool was_connected = true, was_full;
   struct upstream_control ctl;
 
   upstream_get_control (&ctl);
@@ -554,6 +554,10 @@ note_source (void)
                   ctl.connected ? "reconnected to the source"
                   : "the connection to the source is down");
   was_connected = ctl.connected || !ctl.attached;
+  if (ctl.disk_full && !was_full)
+    mirror_event ("disk-full", "the shadow's file system is full: the "
+                  "background copy waits for room");
+  was_full = ctl.disk_full;
 }
 
 /* Bytes moved per second over the last RATE_TICKS ticks (fewer at
@@ -624,7 +628,7 @@ tick_cb (struct ev_loop *l, ev_timer *w, int revents)
 {
   measure_rate (wall_us ());
   atomic_store (&up, ms_async_is_up (writer));
-  note_source ();
+  note_conditions ();
   flush (false);
 }
 

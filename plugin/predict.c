@@ -35,13 +35,15 @@ int
 predict_config (const char *key, const char *value)
 {
   if (strcmp (key, "shadow-policy") == 0) {
-    for (const char *const *p = order_policies; *p; p++)
-      if (strcmp (value, *p) == 0 && strcmp (*p, "oracle") != 0) {
-        shadow.policy = *p;
-        return 1;
-      }
-    nbdkit_error ("shadow-policy: unknown policy '%s' (known: none, "
-                  "sequential, frequency, first-access, predict)", value);
+    const struct order_policy *p = order_policy_find (value);
+    char names[256];
+    if (p && !p->simulator_only) {
+      shadow.policy = p->name;
+      return 1;
+    }
+    nbdkit_error ("shadow-policy: %s policy '%s' (known: %s)",
+                  p ? "simulator-only" : "unknown", value,
+                  order_policy_names (names, sizeof names, false));
     return -1;
   }
   if (strcmp (key, "shadow-model") == 0) {
@@ -52,12 +54,6 @@ predict_config (const char *key, const char *value)
   if (strcmp (key, "shadow-block-size") == 0)
     block_size_given = true;    /* and let shadow.c parse it */
   return 0;
-}
-
-static bool
-needs_model (const char *policy)
-{
-  return strcmp (policy, "sequential") != 0 && strcmp (policy, "none") != 0;
 }
 
 /* Load the model (before the fork: a bad one stops nbdkit at once) and
@@ -96,7 +92,7 @@ predict_config_complete (void)
   }
   if (shadow.policy == NULL)
     shadow.policy = "sequential";
-  if (needs_model (shadow.policy) && model == NULL) {
+  if (order_policy_find (shadow.policy)->needs_model && model == NULL) {
     nbdkit_error ("shadow-policy=%s needs a model (shadow-model=FILE, "
                   "from nbdshadow train)", shadow.policy);
     return -1;

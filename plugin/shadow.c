@@ -16,6 +16,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "order.h"
 #include "replace-file.h"
 #include "shadow.h"
 #include "identity.h"
@@ -182,9 +183,9 @@ shadow_config_complete (nbdkit_next_config_complete *next,
   "shadow-source-id=<ID>   The source disk's name, kept in the state file\n" \
   "                        and checked on every restart.\n" \
   "shadow-model=<FILE>     Predictor from nbdshadow train.\n" \
-  "shadow-policy=<P>       Background copy order: predict (default with a\n" \
-  "                        model), sequential (default without), frequency,\n" \
-  "                        first-access, none (demand fetches only).\n" \
+  "shadow-policy=<P>       Background copy order, one of\n" \
+  "                       " ORDER_FILTER_POLICY_NAMES "\n" \
+  "                        (default: predict with a model, else sequential).\n" \
   "shadow-record=<FILE>    Append the guest's requests to FILE (trace CSV)\n" \
   "                        until switchover, to train the next model.\n" \
   "shadow-record-after=<S> Keep recording S seconds after switchover (0).\n" \

@@ -177,9 +177,15 @@ static inline bool block_present_cb (void *opaque, uint64_t b)
   return block_is_present (b);
 }
 
-/* The fast path of every request: are all its blocks local already? */
+/* The fast path of every request: are all its blocks local already?
+ * Once the shadow is complete, a request needs no per-block look-up at
+ * all: complete is set after the last PRESENT bit, and every bit after
+ * its block's data.
+ */
 static inline bool blocks_are_present (uint64_t first, uint64_t last)
 {
+  if (atomic_load_explicit (&shadow.complete, memory_order_acquire))
+    return true;
   for (uint64_t b = first; b <= last; b++)
     if (!block_is_present (b))
       return false;
@@ -217,7 +223,7 @@ extern bool store_full_error (int err);
 extern bool store_pulls_paused (void);
 extern void store_check_room (void);
 extern int store_zero (uint32_t count, uint64_t offset, int *err);
-extern void store_start_writeback (uint64_t count);
+extern int store_install (const void *buf, uint32_t count, uint64_t offset, int *err);
 extern int store_sync (int *err);
 extern int store_is_data (uint64_t offset, uint64_t end, uint64_t *run_end);
 

@@ -213,7 +213,7 @@ store_zero (uint32_t count, uint64_t offset, int *err)
  */
 #define WRITEBACK_BATCH (32 << 20)
 
-void
+static void
 store_start_writeback (uint64_t count)
 {
   note_space ();                /* fetched data was written: there is room */
@@ -222,6 +222,39 @@ store_start_writeback (uint64_t count)
                                                memory_order_relaxed);
   if (before / WRITEBACK_BATCH != (before + count) / WRITEBACK_BATCH)
     sync_file_range (shadow.shadow_fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+/* Fetched data goes into the shadow in pieces of INSTALL_PIECE bytes,
+ * not in one write per stretch, because the page cache keeps data in
+ * folios as large as the writes that brought it (ext4 has large folios
+ * since Linux 6.16).  A guest's 4K write into a 2 MiB folio walks the
+ * folio's 512 buffer heads and dirties all of it, so a shadow filled by
+ * 2 MiB pulls served random writes at a fraction of a plain file's
+ * speed.  Page-sized pieces would match a file the guest wrote itself
+ * but cost twice the CPU per GiB copied; at 16K a guest write costs
+ * little more than at 4K and the copy little more than with one write
+ * (docs/BENCHMARKS.md has the figures).
+ */
+#define INSTALL_PIECE 16384
+
+int
+store_install (const void *buf, uint32_t count, uint64_t offset, int *err)
+{
+  const char *p = buf;
+  uint32_t left = count;
+
+  while (left > 0) {
+    uint32_t n = INSTALL_PIECE - offset % INSTALL_PIECE;
+    if (n > left)
+      n = left;
+    if (store_pwrite (p, n, offset, err) == -1)
+      return -1;
+    p += n;
+    left -= n;
+    offset += n;
+  }
+  store_start_writeback (count);
+  return 0;
 }
 
 int

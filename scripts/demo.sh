@@ -4,21 +4,24 @@
 #  1. a source disk: a sparse 3.4 TiB image holding the blocks a real
 #     TPC-C trace (traces/tpcc_small_mqsim.trace) touches, exported by
 #     nbdkit behind a 200 Mbit/s link (nbdkit's rate filter);
-#  2. a model trained on the trace's first half (nbdshadow train);
-#  3. the destination: nbdkit with the shadow filter, copying in the
-#     background in the order the model predicts, while a "guest" replays
-#     the second half of the trace against it at its timestamps (slowed
-#     down to about 15 s) with nbdshadow replay; reads stall only on
-#     blocks not yet local, and the filter records what the guest does;
-#  4. progress from the filter's stats file until every block is local,
-#     then the source is killed and the result checked byte for byte
-#     against the source plus the guest's writes.
+#  2. nbdshadow migrate, as an operator runs it: it trains a model on the
+#     trace's first half and starts the destination (nbdkit with the
+#     shadow filter), which copies in the background in the order the
+#     model predicts, while a "guest" replays the second half of the
+#     trace against it at its timestamps (slowed down to about 15 s) with
+#     nbdshadow replay; reads stall only on blocks not yet local, and the
+#     filter records what the guest does;
+#  3. nbdshadow status --watch shows the progress until every block is
+#     local; then the source is killed and nbdshadow verify checks the
+#     shadow chunk by chunk against the source plus the guest's writes.
 #
-# Run by scripts/quickstart.sh demo after the build.
+# Run by scripts/quickstart.sh demo after the build.  DEMO_KEEP=1 keeps its
+# files (in /var/tmp/nbdshadow-demo.*) for a look afterwards.
 set -euo pipefail
 
 top="$(cd "$(dirname "$0")/.." && pwd)"
-FILTER="$top/plugin/.libs/nbdkit-shadow-filter.so"
+# migrate starts nbdkit with the filter of this build tree.
+export NBDSHADOW_FILTER="$top/plugin/.libs/nbdkit-shadow-filter.so"
 NBDSHADOW="$top/cli/nbdshadow"
 TRACE="$top/traces/tpcc_small_mqsim.trace"
 RATE="${DEMO_RATE:-200M}"
@@ -31,7 +34,7 @@ cleanup ()
 {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || :; done
     wait 2>/dev/null || :
-    rm -rf "$tmp"
+    [ -n "${DEMO_KEEP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
 
@@ -70,16 +73,30 @@ nbdkit -f -r -U "$tmp/source.sock" --filter=rate file "$tmp/source.img" \
     rate="$RATE" & pids+=($!)
 wait_socket "$tmp/source.sock"
 
-say "training the predictor on the first half"
-"$NBDSHADOW" train --trace "$tmp/history.csv" -o "$tmp/model"
+# The metadata store: a local redis-server, which the filter mirrors its
+# progress into and status reads (a filter without shadow-redis= has the
+# stats file only).
+status_from=(--stats "$tmp/vols/demo.json")
+redis=()
+if grep -q shadow-redis-password-file "$NBDSHADOW_FILTER"; then
+    say "a local redis-server for the fleet's metadata"
+    redis-server --port 0 --unixsocket "$tmp/redis.sock" --unixsocketperm 700 \
+        --save '' --appendonly no --dir "$tmp" --logfile "$tmp/redis.log" & pids+=($!)
+    wait_socket "$tmp/redis.sock"
+    redis=(--redis "unix:$tmp/redis.sock")
+    status_from=("${redis[@]}")
+    echo "redis-server on unix:$tmp/redis.sock"
+fi
 
-say "destination: nbdkit --filter=shadow shadow-model=..., source behind a $RATE bit/s link"
-nbdkit -f -U "$tmp/shadow.sock" --filter="$FILTER" \
-    nbd socket="$tmp/source.sock" \
-    shadow-file="$tmp/shadow.img" shadow-stats="$tmp/stats.json" \
-    shadow-model="$tmp/model" shadow-record="$tmp/recorded.csv" & pids+=($!)
-wait_socket "$tmp/shadow.sock"
-uri="nbd+unix:///?socket=$tmp/shadow.sock"
+# The operator's one command: train the model on the history, start the
+# shadow over the source, hand out the URI the VM uses.
+say "nbdshadow migrate: train on the first half, start the shadow over a $RATE bit/s link"
+"$NBDSHADOW" migrate --source "nbd+unix:///?socket=$tmp/source.sock" \
+    --id demo --dir "$tmp/vols" --history "$tmp/history.csv" --detach \
+    ${redis[@]+"${redis[@]}"} > "$tmp/uri"
+pids+=("$(cat "$tmp/vols/demo.pid")")
+uri="$(cat "$tmp/uri")"
+echo "the VM's disk: $uri"
 
 # The guest: the future half of the trace, open-loop at its timestamps,
 # slowed down so that it lasts GUEST_SECONDS.
@@ -90,43 +107,38 @@ say "guest starts at once: $(($(wc -l < "$tmp/future.csv") - 1)) requests over $
      --json > "$tmp/guest.json" 2> "$tmp/guest.log"; echo $? > "$tmp/guest.rc") &
 guest_pid=$!
 
-while :; do
-    sleep 1
-    [ -s "$tmp/stats.json" ] || continue
-    present=$(json "$tmp/stats.json" blocks_present)
-    total=$(json "$tmp/stats.json" blocks_total)
-    printf '  %s  present %s/%s blocks, pulled %s MiB, guest stalls %s (%s ms), hits %s\n' \
-        "$(json "$tmp/stats.json" state)" "$present" "$total" \
-        "$(($(json "$tmp/stats.json" bytes_pulled) >> 20))" \
-        "$(json "$tmp/stats.json" stalls)" "$(($(json "$tmp/stats.json" stall_us) / 1000))" \
-        "$(json "$tmp/stats.json" hits)"
-    if [ "$(json "$tmp/stats.json" state)" = complete ] && ! kill -0 "$guest_pid" 2>/dev/null; then
-        break
-    fi
-done
+say "nbdshadow status demo --watch (while the guest runs)"
+"$NBDSHADOW" status demo --watch "${status_from[@]}"
 wait "$guest_pid" || :
 if [ "$(cat "$tmp/guest.rc")" != 0 ]; then
     echo "demo: the guest saw I/O errors:" >&2; cat "$tmp/guest.log" >&2
     exit 1
 fi
+stats="$tmp/vols/demo.json"
 echo "  guest read latency: p50 $(json "$tmp/guest.json" read_latency_p50_ms) ms," \
      "p99 $(json "$tmp/guest.json" read_latency_p99_ms) ms;" \
-     "prediction cost $(json "$tmp/stats.json" guest_path_ns) ns per guest request;" \
-     "$(json "$tmp/stats.json" recorded) requests recorded for the next model"
+     "$(json "$stats" stalls) stalls ($(($(json "$stats" stall_us) / 1000)) ms)," \
+     "$(json "$stats" hits) hits; prediction cost $(json "$stats" guest_path_ns) ns per guest request;" \
+     "$(json "$stats" recorded) requests recorded for the next model"
+"$NBDSHADOW" status "${status_from[@]}"
 
 say "switchover: every block is local; killing the source"
 kill "${pids[0]}"
 wait "${pids[0]}" 2>/dev/null || :
 
-say "checking the shadow against the source plus the guest's writes"
+# The shadow must hold the source's bytes plus the guest's writes: build
+# that image (the source under a copy-on-write overlay, the guest's
+# writes replayed into it) and compare chunk by chunk.
+say "nbdshadow verify: the shadow against the source plus the guest's writes"
 nbdkit -f -U "$tmp/expected.sock" --filter=cow file "$tmp/source.img" & pids+=($!)
 wait_socket "$tmp/expected.sock"
 "$NBDSHADOW" replay --trace "$tmp/future.csv" --speed 0 \
     --uri "nbd+unix:///?socket=$tmp/expected.sock" --json > /dev/null
-qemu-img compare -f raw -F raw "$uri" "nbd+unix:///?socket=$tmp/expected.sock"
+"$NBDSHADOW" verify --source "nbd+unix:///?socket=$tmp/expected.sock" \
+    --shadow "$tmp/vols/demo.img"
 
 say "what the simulator predicts for this scenario (nbdshadow simulate, ratio 1)"
 "$NBDSHADOW" simulate --history "$tmp/history.csv" --future "$tmp/future.csv" \
-    --model "$tmp/model" --policy none,sequential,predict,oracle --bandwidth-ratio 1 --sparse
+    --model "$tmp/vols/demo.model" --policy none,sequential,predict,oracle --bandwidth-ratio 1 --sparse
 
 say "demo complete: the VM's disk is local, the source is gone, no byte lost"

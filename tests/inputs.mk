@@ -25,4 +25,5 @@ EXTRA_DIST += \
 	fuzz/fuzz-model.c \
 	fuzz/fuzz-statefile.c \
 	fuzz/fuzz-params.c \
-	fuzz/nbdkit-stubs.c
+	fuzz/nbdkit-stubs.c \
+	fuzz/regress

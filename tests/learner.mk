@@ -14,9 +14,13 @@ LEARNER_TESTS = \
 	test-simulate-determinism.sh \
 	test-replay.sh
 
-TESTS += $(LEARNER_TESTS) test-order test-seqmodel
+TESTS += $(LEARNER_TESTS) test-order test-seqmodel test-bandit test-adapt
 
-check_PROGRAMS += test-order test-seqmodel
+check_PROGRAMS += test-order test-seqmodel test-bandit test-adapt
+test_adapt_SOURCES = test-adapt.c
+test_adapt_LDADD = ../learner/liblearner.la ../common/libcommon.la
+test_bandit_SOURCES = test-bandit.c
+test_bandit_LDADD = ../learner/liblearner.la ../common/libcommon.la -lm
 test_order_SOURCES = test-order.c
 test_order_LDADD = ../learner/liblearner.la ../common/libcommon.la
 test_seqmodel_SOURCES = test-seqmodel.c
@@ -32,4 +36,5 @@ EXTRA_DIST += \
 	data/sample.vscsi \
 	data/sample.disksim \
 	data/sample.replayer \
-	bench/bench-predict.sh
+	bench/bench-predict.sh \
+	bench/gen-traces.sh

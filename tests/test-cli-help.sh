@@ -28,6 +28,13 @@ expect_fail 'unknown command "frobnicate"' frobnicate
 expect_fail 'usage: nbdshadow import' import "$data/sample.csv"
 expect_fail 'unknown policy "fastest"' simulate --history "$data/sample.csv" \
     --future "$data/sample.csv" --policy fastest
+# The policy list comes from the one table: every policy is in the help
+# and in the error, the simulator-only ones marked.
+expect_fail 'one of none, sequential, frequency, first-access, predict, predict-fixed, regions, oracle' \
+    simulate --history "$data/sample.csv" --future "$data/sample.csv" \
+    --policy fastest
+"$NBDSHADOW" simulate --help | grep -q '^  oracle .*(simulator only)'
+"$NBDSHADOW" simulate --help | grep -q '^  predict .*(model)'
 expect_fail '--block-size: expected a power of 2' train \
     --trace "$data/sample.csv" --block-size 3000 -o "$tmpdir/m"
 expect_fail '--rtt: expected a duration' simulate --history "$data/sample.csv" \

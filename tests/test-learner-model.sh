@@ -1,6 +1,7 @@
 #!/bin/sh -
 # Training on a real history gives a model file that loads; a corrupt,
-# truncated, foreign or future-version model is refused with a clear error.
+# truncated, foreign, older or future-version model is refused with a clear
+# error.
 . ./functions.sh
 requires test -r "$TRACES/msn_fs_30s_replayer.trace"
 
@@ -56,7 +57,15 @@ cp "$tmpdir/h.csv" "$tmpdir/notmodel"
 expect_refused "$tmpdir/notmodel" "not an nbdshadow model (bad magic)"
 cp "$tmpdir/model" "$tmpdir/future"
 printf '\143' | dd of="$tmpdir/future" bs=1 seek=8 conv=notrunc status=none
-expect_refused "$tmpdir/future" "unsupported model version 99"
+expect_refused "$tmpdir/future" "model version 99 is not supported"
+# A model of the previous format (version 1) is refused, naming the cure.
+cp "$tmpdir/model" "$tmpdir/old"
+printf '\001' | dd of="$tmpdir/old" bs=1 seek=8 conv=notrunc status=none
+expect_refused "$tmpdir/old" \
+    "model version 1 is from an older nbdshadow; retrain it with nbdshadow train"
+# The blend train chose is reported, for both kinds of source.
+json_get "$tmpdir/train.json" blend_dense | grep -qE '^[a-z-]+ [0-9]'
+json_get "$tmpdir/train.json" blend_sparse | grep -qE '^[a-z-]+ [0-9]'
 
 # A model for another block size is refused by the pull order.
 "$NBDSHADOW" simulate --history "$tmpdir/h.csv" --future "$tmpdir/f.csv" \

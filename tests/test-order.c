@@ -1,6 +1,7 @@
 /* test-order.c: the pull-order API (learner/order.h) as the engine uses
  * it: every policy eventually offers every block exactly once, skips
- * present ones, puts the oracle's seed first, and refuses bad setups.
+ * present ones, puts the oracle's seed first, and refuses bad setups
+ * (the table's simulator-only and model-needing policies included).
  * Also times order_observe for predict (the per-request cost). */
 #include <assert.h>
 #include <stdio.h>
@@ -101,8 +102,14 @@ main (void)
   /* Bad setups. */
   assert (!order_new ("fastest", NULL, NBLOCKS, BS, err));
   assert (strstr (err, "unknown policy"));
-  assert (!order_new ("predict", NULL, NBLOCKS, BS, err));
-  assert (strstr (err, "needs a model"));
+  assert (strstr (err, "one of none, sequential"));
+  for (const struct order_policy *p = order_policy_table; p->name; p++)
+    if (p->needs_model) {
+      assert (!order_new (p->name, NULL, NBLOCKS, BS, err));
+      assert (strstr (err, "needs a model"));
+    }
+  assert (order_policy_find ("oracle")->simulator_only);
+  assert (!order_policy_find ("predict")->simulator_only);
 
   make_trace (&t);
   m = model_train (&t, &(struct train_options) { BS, -1 }, err);
@@ -120,9 +127,16 @@ main (void)
   assert (first[0] >= 100 && first[0] < 150);
   order_free (o);
 
-  /* predict: complete, and a stall's neighbour comes first after it. */
+  /* predict, whatever blend train chose: complete. */
   memset (present, 0, sizeof present);
   o = order_new ("predict", m, NBLOCKS, BS, err);
+  assert (o && drain (o, first, 0) == NBLOCKS);
+  order_free (o);
+
+  /* The region model: complete, and a stall's neighbour comes first
+   * after it. */
+  memset (present, 0, sizeof present);
+  o = order_new ("regions", m, NBLOCKS, BS, err);
   assert (o);
   order_observe (o, 1, 3000, 3000, false, false);
   {

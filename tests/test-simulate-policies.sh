@@ -36,7 +36,8 @@ for variant in dense sparse; do
     awk -v t="$(json_get "$tmpdir/predict.json" time_to_full_copy)" \
         'BEGIN { exit !(t > 0) }'
     # Two panels, one line per policy in each.
-    [ "$(grep -c '<polyline' "$tmpdir/$variant.svg")" -eq 12 ]
+    [ "$(grep -c '<polyline' "$tmpdir/$variant.svg")" -eq \
+      $((2 * $(grep -c '"policy"' "$tmpdir/$variant.json"))) ]
     grep -q '</svg>' "$tmpdir/$variant.svg"
 done
 

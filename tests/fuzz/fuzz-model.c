@@ -4,6 +4,7 @@
  * explores the fields after the checksum, which is where a forged or
  * buggy model is dangerous.  An input starting with 0xff is taken as a
  * whole file instead (the header's own checks). */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@
 
 #define NBLOCKS 4096
 
-static int
+static bool
 is_present (void *ctx, uint64_t b)
 {
   const uint8_t *map = ctx;

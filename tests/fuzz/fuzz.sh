@@ -39,12 +39,14 @@ mkdir -p "$out/obj"
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 cflags="-std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer $san
   -I$srcdir/common -I$srcdir/learner -I$srcdir/plugin -I$srcdir/proxy
-  -I$srcdir/tests/fuzz $(pkg-config --cflags libnbd libcrypto)"
-libs="$(pkg-config --libs libnbd libcrypto) -lsvm -lev -lm -lpthread"
+  -I$srcdir/metastore -I$srcdir/tests/fuzz
+  $(pkg-config --cflags libnbd libcrypto hiredis)"
+libs="$(pkg-config --libs libnbd libcrypto hiredis) -lsvm -lev -lm -lpthread"
 
 # compile SRC OBJ: coverage-instrumented object, rebuilt when SRC, a
 # header or this script changed.
-headers="$(ls "$srcdir"/{common,learner,plugin,proxy,tests/fuzz}/*.h)"
+libdirs="common learner proxy metastore"
+headers="$(ls "$srcdir"/{common,learner,plugin,proxy,metastore,tests/fuzz}/*.h)"
 compile ()
 {
     if [ ! "$2" -nt "$1" ] || [ "$srcdir/tests/fuzz/fuzz.sh" -nt "$2" ] ||
@@ -54,7 +56,7 @@ compile ()
 }
 echo "== fuzz: building with $CC"
 lib_objs=() plugin_objs=()
-for src in "$srcdir"/common/*.c "$srcdir"/learner/*.c "$srcdir"/proxy/*.c; do
+for src in $(for d in $libdirs; do ls "$srcdir/$d"/*.c; done); do
     o="$out/obj/$(basename "$(dirname "$src")")-$(basename "${src%.c}").o"
     compile "$src" "$o" -fPIC
     lib_objs+=("$o")
@@ -128,6 +130,20 @@ for s in "$seeds"/statefile.raw/*; do
     { printf '\1'; cat "$s"; } > "$seeds/statefile/$(basename "$s")"
     { printf '\0'; cat "$s"; } > "$seeds/statefile/$(basename "$s").raw"
 done
+# Inputs that once crashed a target (tests/fuzz/regress/TARGET/): every
+# run tries them first.
+for t in $targets; do
+    if [ -d "$srcdir/tests/fuzz/regress/$t" ]; then
+        seed "$t" "$srcdir/tests/fuzz/regress/$t"/*
+    fi
+done
+# Inputs that once crashed a target (tests/fuzz/regress/TARGET/): every
+# run tries them first.
+for t in $targets; do
+    if [ -d "$srcdir/tests/fuzz/regress/$t" ]; then
+        seed "$t" "$srcdir/tests/fuzz/regress/$t"/*
+    fi
+done
 mkdir -p "$seeds/params"
 printf 'shadow-block-size=64K\nshadow-inflight=64\nshadow-bandwidth=200M\n' > "$seeds/params/sizes"
 printf 'shadow-policy=predict\nshadow-policy=sequential\nshadow-timeout=30\n' > "$seeds/params/policy"
@@ -164,14 +180,15 @@ for t in $targets; do
     log="$out/fuzz-$t.log"
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-    ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    cov=$(sed -n 's/.* cov: \([0-9]*\) .*/\1/p' "$log" | tail -1)
+    ft=$(sed -n 's/.* ft: \([0-9]*\) .*/\1/p' "$log" | tail -1)
     res=$(cat "$out/fuzz-$t.status")
     printf '%-20s %6s %12s %8s %8s %8s\n' "$t" "$res" "${runs:--}" "${rate:--}" \
         "${cov:--}" "${ft:--}"
     if [ "$res" != ok ]; then
         status=1
-        echo "--- $t: $log"; grep -E 'ERROR|SUMMARY|Test unit written|==[0-9]+==' "$log" | head -20
+        echo "--- $t: $log"
+        grep -E 'ERROR|SUMMARY|Test unit written| #[0-3] ' "$log" | head -8 || :
     fi
 done
 exit $status

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <nbdkit-filter.h>
@@ -138,6 +139,13 @@ nbdkit_absolute_path (const char *path)
   if (!r)
     nbdkit_error ("nbdkit_absolute_path: %m");
   return r;
+}
+
+int
+nbdkit_nanosleep (unsigned sec, unsigned nsec)
+{
+  struct timespec ts = { sec, nsec };
+  return nanosleep (&ts, NULL);
 }
 
 int

@@ -1,0 +1,177 @@
+/* portfolio.c: which blend of pull strategies suits this volume.
+ *
+ * Each candidate blend is replayed through the simulator (the same code
+ * the filter runs) on two futures (portfolio_choose), at the link ratios
+ * a migration is likely to see, on a dense and on a sparse source.  Per
+ * kind of source the blend with the lowest stalls relative to the best
+ * candidate, summed over the ratios and the futures, wins; ties go to
+ * the earlier candidate.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "sim.h"
+
+#define R STRATEGY_REGIONS
+#define S STRATEGY_SEQUENCE
+#define FA STRATEGY_FIRST_ACCESS
+#define FQ STRATEGY_FREQUENCY
+#define SQ STRATEGY_SEQUENTIAL
+
+/* Pull shares.  The sequence model's share only counts while it has
+ * predictions, which are few and urgent: it weighs more than the region
+ * model it serves. */
+static const float candidates[][NSTRATEGIES] = {
+  { [R] = 1, [S] = 4 },                 /* the region model (default) */
+  { [FA] = 1 },                         /* = first-access */
+  { [FQ] = 1 },                         /* = frequency */
+  { [SQ] = 1 },                         /* = sequential */
+  { [FA] = 3, [R] = 1, [S] = 4 },
+  { [FA] = 1, [R] = 1, [S] = 4 },
+  { [FA] = 1, [R] = 3, [S] = 12 },
+  { [FQ] = 1, [R] = 1, [S] = 4 },
+};
+#define NCANDIDATES (sizeof candidates / sizeof candidates[0])
+
+static const double ratios[] = { 0.25, 1, 4 };
+#define NRATIOS (sizeof ratios / sizeof ratios[0])
+/* The simulator's cost is about one step per block pulled, and a link
+ * at ratio R pulls R times the volume over the future.  Training scores
+ * as many of the ratios (slowest first) as fit in this many pulls; a
+ * volume too large for even the first keeps the default blend for that
+ * kind of source (the bandit still adapts it online). */
+#define SCORE_BUDGET (1ULL << 27)
+
+void
+portfolio_default (struct model *m)
+{
+  for (int k = 0; k < NSOURCES; k++)
+    memcpy (m->blend[k], candidates[0], sizeof m->blend[k]);
+}
+
+/* Add to COST each candidate's stalls relative to the best candidate's,
+ * replaying FUTURE after HISTORY with model M, at every ratio. */
+static int
+score_scenario (struct model *m, const struct trace *history,
+                const struct trace *future, int kind, uint64_t block_size,
+                size_t nratios, double cost[NCANDIDATES], char *err)
+{
+  for (size_t r = 0; r < nratios; r++) {
+    struct sim_config cfg = {
+      .block_size = block_size, .bandwidth_ratio = ratios[r],
+      .rtt_s = 1e-3, .sparse = kind == SOURCE_SPARSE
+    };
+    struct sim_scenario sc;
+    double stalls[NCANDIDATES], least = INFINITY;
+
+    if (sim_prepare (&sc, history, future, &cfg, err) == -1)
+      return -1;
+    for (size_t c = 0; c < NCANDIDATES; c++) {
+      struct sim_result res;
+      /* Both kinds: the probe decides which the order follows. */
+      for (int k = 0; k < NSOURCES; k++)
+        memcpy (m->blend[k], candidates[c], sizeof m->blend[k]);
+      if (sim_run (&sc, "predict", m, &res, err) == -1) {
+        sim_scenario_free (&sc);
+        return -1;
+      }
+      stalls[c] = (double) res.stalls;
+      least = fmin (least, stalls[c]);
+    }
+    sim_scenario_free (&sc);
+    for (size_t c = 0; c < NCANDIDATES; c++)
+      cost[c] += (stalls[c] + 1) / (least + 1);
+  }
+  return 0;
+}
+
+/* Blocks a scenario copies. */
+static int
+blocks_to_copy (const struct trace *history, const struct trace *future,
+                int kind, uint64_t block_size, double *n, char *err)
+{
+  struct sim_config cfg = {
+    .block_size = block_size, .bandwidth_ratio = 1, .rtt_s = 1e-3,
+    .sparse = kind == SOURCE_SPARSE
+  };
+  struct sim_scenario sc;
+
+  if (sim_prepare (&sc, history, future, &cfg, err) == -1)
+    return -1;
+  *n = (double) sc.blocks_to_copy;
+  sim_scenario_free (&sc);
+  return 0;
+}
+
+/* Two futures are scored, as likely as each other: the history goes on
+ * as it went (its second half replayed against a model of its first),
+ * or the guest does its work again (the whole history replayed against
+ * its own model: a reboot, a rerun of the same jobs). */
+int
+portfolio_choose (struct model *m, const struct trace *history,
+                  const struct train_options *opts, char *err)
+{
+  struct trace h1 = { 0 }, h2 = { 0 }, rerun = { 0 };
+  struct train_options sub_opts = *opts;
+  struct model *sub = NULL;
+  size_t chosen[NSOURCES] = { 0 };
+  int ret = -1;
+
+  portfolio_default (m);
+  if (trace_split (history, &h1, &h2, err) == -1)
+    goto out;
+  if (h1.n < 4 || h2.n < 2 ||
+      h2.recs[h2.n - 1].ts_us == h2.recs[0].ts_us ||
+      h1.recs[h1.n - 1].ts_us == h1.recs[0].ts_us) {
+    ret = 0;                    /* too short to tell: the default */
+    goto out;
+  }
+  /* The rerun starts after the history ends. */
+  for (size_t i = 0; i < history->n; i++) {
+    const struct trace_rec *q = &history->recs[i];
+    if (trace_append (&rerun, q->ts_us - history->recs[0].ts_us
+                      + history->recs[history->n - 1].ts_us + 1,
+                      q->op, q->offset, q->length, err) == -1)
+      goto out;
+  }
+  sub_opts.no_blend = true;
+  sub_opts.region_shift = (int) m->region_shift;
+  sub = model_train (&h1, &sub_opts, err);
+  if (!sub)
+    goto out;
+  for (int kind = 0; kind < NSOURCES; kind++) {
+    double cost[NCANDIDATES] = { 0 }, best_cost = INFINITY, n1, n2, pulls = 0;
+    size_t best = 0, nratios = 0;
+
+    if (blocks_to_copy (&h1, &h2, kind, opts->block_size, &n1, err) == -1 ||
+        blocks_to_copy (history, &rerun, kind, opts->block_size, &n2, err)
+        == -1)
+      goto out;
+    while (nratios < NRATIOS &&
+           (pulls += NCANDIDATES * ratios[nratios] * (n1 + n2))
+           <= SCORE_BUDGET)
+      nratios++;
+    if (score_scenario (sub, &h1, &h2, kind, opts->block_size, nratios, cost,
+                        err) == -1 ||
+        score_scenario (m, history, &rerun, kind, opts->block_size, nratios,
+                        cost, err) == -1)
+      goto out;
+    for (size_t c = 0; c < NCANDIDATES; c++)
+      if (cost[c] < best_cost) {
+        best_cost = cost[c];
+        best = c;
+      }
+    chosen[kind] = best;
+  }
+  ret = 0;
+ out:
+  for (int k = 0; k < NSOURCES; k++)
+    memcpy (m->blend[k], candidates[chosen[k]], sizeof m->blend[k]);
+  model_free (sub);
+  trace_free (&h1);
+  trace_free (&h2);
+  trace_free (&rerun);
+  return ret;
+}
