@@ -81,9 +81,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   snprintf (path, sizeof path, "/proc/self/fd/%d", fd);
   m = model_load (path, err);
   if (m) {
-    for (const char *const *p = order_policies; *p; p++)
-      if (strcmp (*p, "oracle") != 0)
-        exercise (*p, m);
+    for (const struct order_policy *p = order_policy_table; p->name; p++)
+      if (strcmp (p->name, "oracle") != 0)
+        exercise (p->name, m);
     model_free (m);
   }
   close (fd);
