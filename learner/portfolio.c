@@ -120,6 +120,10 @@ portfolio_choose (struct model *m, const struct trace *history,
   int ret = -1;
 
   portfolio_default (m);
+  /* A volume the simulator cannot hold keeps the default blend too. */
+  if (trace_volume (history, opts->block_size) / opts->block_size
+      > SIM_MAX_BLOCKS)
+    return 0;
   if (trace_split (history, &h1, &h2, err) == -1)
     goto out;
   if (h1.n < 4 || h2.n < 2 ||

@@ -42,6 +42,15 @@ if "$NBDSHADOW" train --trace "$tmpdir/ok.csv" --block-size 1T \
 fi
 grep -qF -- "--block-size: expected a power of 2 from 512 to 64M" "$tmpdir/err"
 
+# But train fits a model for any volume the filter can serve: where the
+# simulator cannot score its blends (2^26 blocks and more) it keeps the
+# default blend instead of refusing.
+{ echo ts_us,op,offset,length
+  for i in $(seq 0 15); do echo "$((i * 1000)),R,$((i * 65536)),512"; done
+  echo "16000,R,4398046511104,512"; } > "$tmpdir/big.csv"
+"$NBDSHADOW" train --trace "$tmpdir/big.csv" -o "$tmpdir/big.model" \
+    > /dev/null
+
 # Just inside the bounds: 4 TiB simulates in 64M blocks; in 64K blocks
 # (2^26, the largest count) it is accepted too, but a sequential copy
 # with every block in flight at once takes a GiB: too much for the suite.
