@@ -232,6 +232,8 @@ ranges_normalise (struct ranges *r, uint64_t gap)
 {
   size_t n = 0;
 
+  if (r->n == 0)
+    return;                     /* r->v may be NULL: qsort must not see it */
   qsort (r->v, r->n, sizeof r->v[0], cmp_range);
   for (size_t i = 0; i < r->n; i++) {
     if (n && r->v[i].offset <= r->v[n - 1].offset + r->v[n - 1].length + gap) {
