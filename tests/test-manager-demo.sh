@@ -7,7 +7,10 @@
 
 requires qemu-io --version
 out="$tmpdir/demo.out"
-if ! DEMO_GUEST_SECONDS=5 bash "$abs_top_srcdir/scripts/demo.sh" > "$out" 2>&1; then
+# migrate starts the wrapper of functions.sh (it preloads ASan for a
+# sanitizer build); demo.sh puts /usr/bin first on its PATH.
+if ! NBDSHADOW_NBDKIT="$tmpdir/bin/nbdkit" DEMO_GUEST_SECONDS=5 \
+    bash "$abs_top_srcdir/scripts/demo.sh" > "$out" 2>&1; then
     cat "$out"; exit 1
 fi
 cat "$out"
