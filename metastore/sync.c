@@ -191,17 +191,12 @@ run (struct ms_sync *s, const char *cmd, size_t len, char *err)
   return NULL;
 }
 
-redisReply *
-ms_sync_command (struct ms_sync *s, char *err, const char *fmt, ...)
+/* Run a command hiredis formatted (LEN < 0: it could not), freeing it. */
+static redisReply *
+run_formatted (struct ms_sync *s, char *cmd, int len, char *err)
 {
-  char *cmd;
-  int len;
-  va_list ap;
   redisReply *r;
 
-  va_start (ap, fmt);
-  len = redisvFormatCommand (&cmd, fmt, ap);
-  va_end (ap);
   if (len < 0) {
     snprintf (err, MS_ERRLEN, "cannot format a Redis command");
     return NULL;
@@ -212,20 +207,26 @@ ms_sync_command (struct ms_sync *s, char *err, const char *fmt, ...)
 }
 
 redisReply *
+ms_sync_command (struct ms_sync *s, char *err, const char *fmt, ...)
+{
+  char *cmd;
+  int len;
+  va_list ap;
+
+  va_start (ap, fmt);
+  len = redisvFormatCommand (&cmd, fmt, ap);
+  va_end (ap);
+  return run_formatted (s, cmd, len, err);
+}
+
+redisReply *
 ms_sync_argv (struct ms_sync *s, char *err, int argc, const char **argv,
               const size_t *argvlen)
 {
   char *cmd;
   int len = redisFormatCommandArgv (&cmd, argc, argv, argvlen);
-  redisReply *r;
 
-  if (len < 0) {
-    snprintf (err, MS_ERRLEN, "cannot format a Redis command");
-    return NULL;
-  }
-  r = run (s, cmd, len, err);
-  free (cmd);
-  return r;
+  return run_formatted (s, cmd, len, err);
 }
 
 void
