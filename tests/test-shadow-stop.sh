@@ -5,15 +5,6 @@
 # whole shadow-timeout (30 s by default).  What was flushed survives.
 source ./functions.sh
 requires nbdsh --version
-# Skipped in the ASan+UBSan build: there the filter does let the source
-# go at once ("aborting sleep because of server shut down" in the log),
-# but nbdkit then hangs in exit(): gdb shows its last thread in
-# libp11-kit's destructor (loaded with GnuTLS by libnbd) waiting in
-# freelocale for glibc's setlocale lock, which no thread holds any more.
-# Nothing of the filter is left running; the plain build exits in 0.5 s.
-if [ "$ENABLE_SANITIZERS" = yes ]; then
-    echo "$0: SKIP: nbdkit hangs in exit() under ASan (see the comment)"; exit 77
-fi
 
 # stop_while_waiting HOW: HOW is kill or hang.
 stop_while_waiting ()
