@@ -24,4 +24,4 @@ EXTRA_DIST += $(E2E_TESTS) $(CLIENT_TESTS) test-conf-libvirt.sh bench/bench-e2e-
 	e2e/guest/src/crc.c e2e/guest/src/sort.c e2e/guest/src/text.c
 
 check-e2e:
-	$(MAKE) check TESTS="$(E2E_TESTS)"
+	$(MAKE) check TESTS="$(E2E_TESTS)" TEST_TIMEOUT=2400
