@@ -1,7 +1,6 @@
 /* import.c: readers for the trace formats of DESIGN.md ("nbdshadow
  * import"), each turning one source line into canonical records.  A bad
  * line stops the import with "line N: reason". */
-#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -64,12 +63,6 @@ split_fields (char *line, const char *seps, char **f)
   return n;
 }
 
-static int
-get_u64 (const char *s, int base, uint64_t *out)
-{
-  return parse_uint64 (s, base, out);
-}
-
 /* A non-negative decimal time in UNITs, converted to microseconds; it
  * must stay below TRACE_MAX_TS (2^63 is exact as a double), where
  * llround would saturate. */
@@ -99,13 +92,13 @@ parse_csv (struct import_state *st, char **f, int nf, char *err)
   uint64_t ts, off, len;
   if (nf != 4)
     return fail (err, "expected 4 fields ts_us,op,offset,length, got %d", nf);
-  if (get_u64 (f[0], 10, &ts) == -1)
+  if (parse_uint64 (f[0], 10, &ts) == -1)
     return fail (err, "bad timestamp \"%s\"", f[0]);
   if (strlen (f[1]) != 1 || !strchr ("RWTZF", f[1][0]))
     return fail (err, "op must be one of R W T Z F, got \"%s\"", f[1]);
-  if (get_u64 (f[2], 10, &off) == -1)
+  if (parse_uint64 (f[2], 10, &off) == -1)
     return fail (err, "bad offset \"%s\"", f[2]);
-  if (get_u64 (f[3], 10, &len) == -1)
+  if (parse_uint64 (f[3], 10, &len) == -1)
     return fail (err, "bad length \"%s\"", f[3]);
   return trace_append (st->out, ts, f[1][0], off, len, err);
 }
@@ -131,7 +124,7 @@ parse_nbdkit_log (struct import_state *st, char **f, int nf, char *err)
     return -1;
   frac = strptime (f[1], "%H:%M:%S", &tm);
   if (!strptime (f[0], "%Y-%m-%d", &tm) || !frac || *frac != '.' ||
-      get_u64 (frac + 1, 10, &usec) == -1 || strlen (frac + 1) != 6)
+      parse_uint64 (frac + 1, 10, &usec) == -1 || strlen (frac + 1) != 6)
     return fail (err, "expected a \"YYYY-MM-DD HH:MM:SS.uuuuuu\" timestamp");
   /* The log's local time is read as UTC: only differences matter.  A
    * time before 1970 would wrap as unsigned microseconds. */
@@ -153,9 +146,9 @@ parse_nbdkit_log (struct import_state *st, char **f, int nf, char *err)
   if (!op)
     return 0;
   for (i++; i < nf; i++) {
-    if (strncmp (f[i], "offset=", 7) == 0 && get_u64 (f[i] + 7, 0, &off) == -1)
+    if (strncmp (f[i], "offset=", 7) == 0 && parse_uint64 (f[i] + 7, 0, &off) == -1)
       return fail (err, "bad %s", f[i]);
-    if (strncmp (f[i], "count=", 6) == 0 && get_u64 (f[i] + 6, 0, &len) == -1)
+    if (strncmp (f[i], "count=", 6) == 0 && parse_uint64 (f[i] + 6, 0, &len) == -1)
       return fail (err, "bad %s", f[i]);
   }
   if (op != TRACE_FLUSH && len == 0)
@@ -204,8 +197,8 @@ parse_blkparse (struct import_state *st, char **f, int nf, char *err)
   else
     return 0;                   /* N (no data) and the like */
   if (nf >= 9 && strcmp (f[8], "+") == 0) {
-    if (nf < 10 || get_u64 (f[7], 10, &sector) == -1 ||
-        get_u64 (f[9], 10, &nsect) == -1)
+    if (nf < 10 || parse_uint64 (f[7], 10, &sector) == -1 ||
+        parse_uint64 (f[9], 10, &nsect) == -1)
       return fail (err, "bad \"SECTOR + NSECT\"");
   }
   else if (op != TRACE_FLUSH)
@@ -231,7 +224,7 @@ parse_msr (struct import_state *st, char **f, int nf, char *err)
   if (need_fields (nf, 6, "Timestamp,Hostname,DiskNumber,Type,Offset,Size",
                    err) == -1)
     return -1;
-  if (get_u64 (f[0], 10, &ticks) == -1)
+  if (parse_uint64 (f[0], 10, &ticks) == -1)
     return fail (err, "bad timestamp \"%s\"", f[0]);
   if (strcasecmp (f[3], "Read") == 0)
     op = TRACE_READ;
@@ -239,9 +232,9 @@ parse_msr (struct import_state *st, char **f, int nf, char *err)
     op = TRACE_WRITE;
   else
     return fail (err, "type must be Read or Write, got \"%s\"", f[3]);
-  if (get_u64 (f[4], 10, &off) == -1)
+  if (parse_uint64 (f[4], 10, &off) == -1)
     return fail (err, "bad offset \"%s\"", f[4]);
-  if (get_u64 (f[5], 10, &len) == -1)
+  if (parse_uint64 (f[5], 10, &len) == -1)
     return fail (err, "bad size \"%s\"", f[5]);
   return trace_append (st->out, ticks / 10, op, off, len, err);
 }
@@ -258,7 +251,7 @@ parse_vscsi (struct import_state *st, char **f, int nf, char *err)
     return -1;
   if (get_time_us (f[1], 1e6, &ts) == -1)
     return fail (err, "bad time \"%s\"", f[1]);
-  if (get_u64 (f[2], 16, &opcode) == -1)
+  if (parse_uint64 (f[2], 16, &opcode) == -1)
     return fail (err, "bad op \"%s\" (hex SCSI opcode)", f[2]);
   switch (opcode) {
   case 0x08: case 0x28: case 0xa8: case 0x88: op = TRACE_READ; break;
@@ -267,9 +260,9 @@ parse_vscsi (struct import_state *st, char **f, int nf, char *err)
   case 0x42: op = TRACE_TRIM; break;
   default: return fail (err, "unknown SCSI opcode 0x%" PRIx64, opcode);
   }
-  if (get_u64 (f[3], 10, &len) == -1)
+  if (parse_uint64 (f[3], 10, &len) == -1)
     return fail (err, "bad size \"%s\"", f[3]);
-  if (get_u64 (f[4], 10, &lbn) == -1 || lbn > TRACE_MAX_END / SECTOR)
+  if (parse_uint64 (f[4], 10, &lbn) == -1 || lbn > TRACE_MAX_END / SECTOR)
     return fail (err, "bad lbn \"%s\"", f[4]);
   return trace_append (st->out, ts, op, lbn * SECTOR, len, err);
 }
@@ -290,9 +283,9 @@ get_rw_flag (const char *s, char *op, char *err)
 static int
 get_sectors (char **f, uint64_t *off, uint64_t *len, char *err)
 {
-  if (get_u64 (f[0], 10, off) == -1 || *off > TRACE_MAX_END / SECTOR)
+  if (parse_uint64 (f[0], 10, off) == -1 || *off > TRACE_MAX_END / SECTOR)
     return fail (err, "bad sector \"%s\"", f[0]);
-  if (get_u64 (f[1], 10, len) == -1 || *len > UINT32_MAX / SECTOR)
+  if (parse_uint64 (f[1], 10, len) == -1 || *len > UINT32_MAX / SECTOR)
     return fail (err, "bad sector count \"%s\"", f[1]);
   *off *= SECTOR;
   *len *= SECTOR;
@@ -309,9 +302,9 @@ parse_disksim (struct import_state *st, char **f, int nf, char *err)
 
   if (need_fields (nf, 5, "arrival_ns device lba sectors type", err) == -1)
     return -1;
-  if (get_u64 (f[0], 10, &ts) == -1)
+  if (parse_uint64 (f[0], 10, &ts) == -1)
     return fail (err, "bad arrival time \"%s\"", f[0]);
-  if (get_u64 (f[1], 10, &dev) == -1 || dev > 65535)
+  if (parse_uint64 (f[1], 10, &dev) == -1 || dev > 65535)
     return fail (err, "bad device \"%s\"", f[1]);
   if (get_sectors (&f[2], &off, &len, err) == -1 ||
       get_rw_flag (f[4], &op, err) == -1)
@@ -368,7 +361,7 @@ finish_disksim (struct import_state *st, char *err)
     if (__builtin_mul_overflow (st->devices[i].device, region, &base) ||
         base > TRACE_MAX_END - (r->offset + r->length))
       return fail (err, "line %" PRIu64 ": device %" PRIu64 " placed at %"
-                   PRIu64 " x %" PRIu64 " bytes ends beyond 2^63 bytes",
+                   PRIu64 " x %" PRIu64 " bytes ends beyond 2^63 - 1 bytes",
                    st->devices[i].line, st->devices[i].device,
                    st->devices[i].device, region);
     r->offset += base;

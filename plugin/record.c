@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <nbdkit-filter.h>
 
@@ -68,11 +69,23 @@ record_get_ready (void)
 
   if (record_file == NULL)
     return 0;
-  record_fd = open (record_file, O_RDWR | O_APPEND | O_CLOEXEC);
+  /* Never through a symlink (someone else's file would get the
+   * guest's accesses); a new file gets exactly shadow-file-mode, not
+   * whatever the umask leaves. */
+  record_fd = open (record_file, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
   if (record_fd == -1 && errno == ENOENT) {
     record_fd = open (record_file,
-                      O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+                      O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     record_created = record_fd >= 0;
+    if (record_created && fchmod (record_fd, shadow.file_mode) == -1) {
+      nbdkit_error ("shadow-record: %s: %m", record_file);
+      return -1;
+    }
+  }
+  if (record_fd == -1 && errno == ELOOP) {
+    nbdkit_error ("shadow-record: %s is a symbolic link; refusing to "
+                  "follow it", record_file);
+    return -1;
   }
   if (record_fd == -1) {
     nbdkit_error ("shadow-record: %s: %m", record_file);

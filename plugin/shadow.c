@@ -16,10 +16,11 @@
 
 #include <nbdkit-filter.h>
 
+#include "replace-file.h"
 #include "shadow.h"
 #include "identity.h"
 
-struct shadow shadow;
+struct shadow shadow = { .file_mode = PRIVATE_FILE_MODE };
 
 static void
 shadow_unload (void)
@@ -132,6 +133,14 @@ shadow_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     return parse_block_size (value);
   if (strcmp (key, "shadow-source-id") == 0)
     return set_source_id (value);
+  if (strcmp (key, "shadow-file-mode") == 0) {
+    if (parse_file_mode (value, &shadow.file_mode) == -1) {
+      nbdkit_error ("shadow-file-mode: '%s' is not an octal file mode "
+                    "(e.g. 0640)", value);
+      return -1;
+    }
+    return 0;
+  }
   nbdkit_error ("unknown parameter %s (see nbdkit-shadow-filter(1))", key);
   return -1;
 }
@@ -171,6 +180,7 @@ shadow_config_complete (nbdkit_next_config_complete *next,
   "shadow-stats=<FILE>     Rewrite FILE with JSON statistics every second.\n" \
   "shadow-source-id=<ID>   The source disk's name, kept in the state file\n" \
   "                        and checked on every restart.\n" \
+  "shadow-file-mode=<M>    Octal mode of the stats and record files (0600).\n" \
   "shadow-model=<FILE>     Predictor from nbdshadow train.\n" \
   "shadow-policy=<P>       Background copy order: predict (default with a\n" \
   "                        model), sequential (default without), frequency,\n" \

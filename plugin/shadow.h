@@ -39,6 +39,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "bits.h"
 
@@ -120,6 +121,7 @@ struct shadow {
   char *state_file;
   char *stats_file;
   char *source_id;              /* shadow-source-id, or NULL */
+  mode_t file_mode;             /* of the stats and record files */
   uint32_t block_size;
   unsigned block_shift;
   const char *policy;

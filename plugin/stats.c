@@ -1,7 +1,8 @@
 /* The stats file (shadow-stats): the filter's counters, with the
  * engine's and the predictor's, as one line of JSON, rewritten whole
- * (a temporary file renamed over it) so that a reader never sees half
- * of it.  The housekeeping thread rewrites it once a second.
+ * (a temporary file from mkstemp renamed over it) so that a reader never
+ * sees half of it and a symlink planted beside it is never followed.
+ * The housekeeping thread rewrites it once a second.
  */
 
 #include <inttypes.h>
@@ -9,24 +10,26 @@
 
 #include <nbdkit-filter.h>
 
+#include "replace-file.h"
 #include "shadow.h"
 
 #define LOAD(x) ((uint64_t) atomic_load_explicit (&(x), memory_order_relaxed))
 
+/* Not synced: rewritten every second, a crash may leave the previous
+ * one, never half of one (replace-file.h). */
 void
 stats_write_file (void)
 {
-  char tmp[4096 + 8];
+  struct replace_file rf;
   FILE *fp;
 
   if (shadow.stats_file == NULL)
     return;
-  snprintf (tmp, sizeof tmp, "%s.tmp", shadow.stats_file);
-  fp = fopen (tmp, "w");
-  if (fp == NULL) {
-    nbdkit_debug ("stats: %s: %m", tmp);
+  if (replace_file_begin (&rf, shadow.stats_file, shadow.file_mode) == -1) {
+    nbdkit_debug ("stats: %s: %m", shadow.stats_file);
     return;
   }
+  fp = rf.fp;
   fprintf (fp,
            "{\"state\": \"%s\", \"policy\": \"%s\", \"disk_size\": %" PRIu64
            ", \"block_size\": %" PRIu32 ", \"blocks_total\": %" PRIu64
@@ -49,7 +52,7 @@ stats_write_file (void)
   record_stats (fp);
   mirror_stats (fp);
   fputs ("}\n", fp);
-  if (fclose (fp) == EOF || rename (tmp, shadow.stats_file) == -1)
+  if (replace_file_commit (&rf, 0) == -1)
     nbdkit_debug ("stats: %s: %m", shadow.stats_file);
 }
 

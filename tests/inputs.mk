@@ -8,8 +8,12 @@ INPUTS_TESTS = \
 	test-simulate-bounds.sh \
 	test-cli-files.sh
 
-TESTS += $(INPUTS_TESTS)
-EXTRA_DIST += $(INPUTS_TESTS)
+# Filter tests, also run under valgrind.
+INPUTS_SHADOW_TESTS = test-shadow-files.sh
+
+TESTS += $(INPUTS_TESTS) $(INPUTS_SHADOW_TESTS)
+VALGRIND_TESTS += $(INPUTS_SHADOW_TESTS)
+EXTRA_DIST += $(INPUTS_TESTS) $(INPUTS_SHADOW_TESTS)
 
 # libFuzzer targets, built and run by `make fuzz` (tests/fuzz/fuzz.sh),
 # not by make check: they need clang.
