@@ -396,7 +396,7 @@ upstream_get_control (struct upstream_control *c)
   c->connected = st.connected;
   c->paused = st.paused;
   c->bandwidth = st.bandwidth;
-  c->disk_full = false;
+  c->disk_full = atomic_load (&shadow.disk_full);
 }
 
 void
