@@ -53,7 +53,8 @@ cmd_import (int argc, char **argv)
   const char *format = NULL, *out = NULL, *hist = NULL, *fut = NULL;
   struct trace t = { 0 }, th = { 0 }, tf = { 0 };
   char err[LEARNER_ERRLEN];
-  int c, json = 0, status = 1;
+  int c, status = 1;
+  bool json = false;
   FILE *in;
   uint64_t ops[256] = { 0 };
   mode_t mode = PRIVATE_FILE_MODE;
@@ -68,7 +69,7 @@ cmd_import (int argc, char **argv)
         return die ("--split needs HIST.csv and FUT.csv");
       fut = argv[optind++];
       break;
-    case 'j': json = 1; break;
+    case 'j': json = true; break;
     case 'M':
       if (parse_mode_option (optarg, &mode))
         return 1;

@@ -51,7 +51,7 @@ struct request {
   const struct trace_rec *rec;
   double issued;                /* seconds since the start */
   double completed;
-  int done;                     /* the completion callback ran */
+  bool done;                    /* the completion callback ran */
   int error;                    /* errno from the server or libnbd */
   struct request *prev, *next;  /* in flight; next only once done */
   unsigned char buf[];          /* the payload of a read or write */
@@ -225,7 +225,7 @@ request_completed (void *opaque, int *error)
 
   rq->completed = seconds_since (rp->start);
   rq->error = *error;
-  rq->done = 1;
+  rq->done = true;
   list_remove (&rp->inflight, rq);
   rq->next = rp->done;
   rp->done = rq;
@@ -425,7 +425,7 @@ poll_socket (struct replay *rp, double wait)
  * socket needs attention.  Returns -1, having said why, on a fatal error
  * (the connection broke). */
 static int
-run (struct replay *rp, int show_progress)
+run (struct replay *rp, bool show_progress)
 {
   const struct trace *t = rp->t;
   double next_progress = PROGRESS_INTERVAL;
@@ -536,7 +536,7 @@ print_latency_json (const char *prefix, const struct latency_summary *s,
 }
 
 static void
-print_report (struct replay *rp, int json)
+print_report (struct replay *rp, bool json)
 {
   const struct trace *t = rp->t;
   double span = (t->recs[t->n - 1].ts_us - t->recs[0].ts_us) / 1e6;
@@ -600,7 +600,8 @@ cmd_replay (int argc, char **argv)
   struct replay rp = { .t = &t, .speed = 1 };
   char err[LEARNER_ERRLEN];
   uint64_t max_inflight = 0;
-  int c, json = 0, status = 1;
+  int c, status = 1;
+  bool json = false;
 
   while ((c = getopt_long (argc, argv, "", opts, NULL)) != -1) {
     switch (c) {
@@ -616,7 +617,7 @@ cmd_replay (int argc, char **argv)
         return die ("--max-inflight: expected a positive number, got \"%s\"",
                     optarg);
       break;
-    case 'j': json = 1; break;
+    case 'j': json = true; break;
     case 'h': usage (stdout); return 0;
     default: usage (stderr); return 1;
     }

@@ -127,7 +127,7 @@ cmd_simulate (int argc, char **argv)
       if (parse_duration (optarg, &cfg.rtt_s) == -1)
         return die ("--rtt: expected a duration like 1ms, got \"%s\"", optarg);
       break;
-    case 's': cfg.sparse = 1; break;
+    case 's': cfg.sparse = true; break;
     case 'S':
       if (strcmp (optarg, "ngram") && strcmp (optarg, "gru"))
         return die ("--seq-model: ngram or gru, got \"%s\"", optarg);

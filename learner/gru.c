@@ -166,7 +166,7 @@ gru_train (struct gru *g, const int *classes, size_t n, int epochs)
       h = carry;
     }
   }
-  g->started = 0;
+  g->started = false;
 }
 
 void
@@ -179,7 +179,7 @@ gru_observe (struct gru *g, int cls, float rate)
     step_backward (g->params, g->params, -rate, &g->cur, cls, NULL, NULL);
   memcpy (h, g->started ? g->cur.h : zero, sizeof h);
   step_forward (g->params, h, cls, &g->cur);
-  g->started = 1;
+  g->started = true;
 }
 
 void

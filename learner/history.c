@@ -45,8 +45,8 @@ unit_get (struct history *h, uint64_t unit, uint64_t ts, char *err)
 }
 
 int
-history_touch (struct history *h, uint64_t unit, uint64_t ts, int is_write,
-               int is_seq, int new_block, char *err)
+history_touch (struct history *h, uint64_t unit, uint64_t ts, bool is_write,
+               bool is_seq, bool new_block, char *err)
 {
   struct unit_stat *u = unit_get (h, unit, ts, err);
 
@@ -75,7 +75,7 @@ history_build (const struct trace *t, uint64_t block_size, uint64_t t_begin,
   for (size_t i = 0; i < t->n; i++) {
     const struct trace_rec *r = &t->recs[i];
     uint64_t first, last;
-    int is_seq;
+    bool is_seq;
 
     if (r->ts_us < t_begin || r->ts_us >= t_end ||
         !trace_rec_blocks (r, block_size, &first, &last))
@@ -85,7 +85,7 @@ history_build (const struct trace *t, uint64_t block_size, uint64_t t_begin,
     is_seq = prev_last != UINT64_MAX &&
              (first == prev_last || first == prev_last + 1);
     for (uint64_t b = first; b <= last; b++) {
-      int is_new = u64map_get (&h->index, b) == U64MAP_NONE;
+      bool is_new = u64map_get (&h->index, b) == U64MAP_NONE;
       if (history_touch (h, b, r->ts_us, r->op != TRACE_READ, is_seq, is_new,
                          err) == -1)
         return -1;

@@ -44,7 +44,7 @@ extern int history_regions (const struct history *blocks, unsigned shift,
 extern void history_free (struct history *h);
 /* Account one access to UNIT at TS (online: the future, as observed). */
 extern int history_touch (struct history *h, uint64_t unit, uint64_t ts,
-                          int is_write, int is_seq, int new_block,
+                          bool is_write, bool is_seq, bool new_block,
                           char *err);
 
 /* The period, in units, at which H's activity repeats across the volume

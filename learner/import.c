@@ -32,7 +32,7 @@ struct import_state {
   struct disksim_dev *devices;  /* disksim: device and line of each record */
   size_t ndevices;
   struct trace blk_events[3];   /* blkparse: Q, D and C events */
-  int blk_done;                 /* blkparse: reached the summary */
+  bool blk_done;                /* blkparse: reached the summary */
 };
 
 typedef int (*line_parser) (struct import_state *st, char **f, int nf,
@@ -171,7 +171,7 @@ parse_blkparse (struct import_state *st, char **f, int nf, char *err)
     return 0;
   /* The per-CPU and total summaries end the event list. */
   if (strncmp (f[0], "CPU", 3) == 0 || strcmp (f[0], "Total") == 0) {
-    st->blk_done = 1;
+    st->blk_done = true;
     return 0;
   }
   if (need_fields (nf, 7, "dev cpu seq time pid action rwbs", err) == -1)

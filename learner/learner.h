@@ -11,6 +11,7 @@
 #ifndef NBDSHADOW_LEARNER_H
 #define NBDSHADOW_LEARNER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "model.h"
 
 /* Per ranker, at most this many training samples (half positive when
@@ -150,12 +151,11 @@ score_candidate (void *ctx, uint64_t region)
   double f[NFEATURES];
 
   if (m->ncandidates == rs->cap) {
-    size_t cap = rs->cap ? rs->cap * 2 : 1024;
-    struct scored_unit *c = realloc (m->candidates, cap * sizeof *c);
+    struct scored_unit *c = array_grow (m->candidates, &rs->cap,
+                                        m->ncandidates, sizeof *c, 1024);
     if (!c)
       return -1;
     m->candidates = c;
-    rs->cap = cap;
   }
   features_of (&m->regions, region, f);
   m->candidates[m->ncandidates++] = (struct scored_unit) {
@@ -247,7 +247,7 @@ model_train (const struct trace *t, const struct train_options *opts,
   struct u64map positive = { 0 }, seen = { 0 };
   uint64_t t0, t1, mid, bs = opts->block_size;
   size_t cap;
-  int ok = 0;
+  bool ok = false;
 
   if (!m) {
     snprintf (err, LEARNER_ERRLEN, "out of memory");
@@ -340,7 +340,7 @@ model_train (const struct trace *t, const struct train_options *opts,
 
   if (seqmodel_train (&m->seq, t, bs, &m->seq_score, err) == -1)
     goto out;
-  ok = 1;
+  ok = true;
  out:
   history_free (&h1);
   history_free (&h2);

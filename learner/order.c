@@ -1050,7 +1050,7 @@ burst_observe (struct order *o, uint32_t idx, uint64_t ts, uint64_t first)
 /* Update region statistics with one request; re-score where it matters. */
 static void
 observe_regions (struct order *o, uint64_t ts, uint64_t first, uint64_t last,
-                 int is_write, int was_hit)
+                 bool is_write, bool was_hit)
 {
   const unsigned shift = o->regions.shift;
   int is_seq = first == o->prev_last || first == o->prev_last + 1;
@@ -1110,7 +1110,7 @@ urgent_push (struct order *o, uint64_t block)
 
 void
 order_observe (struct order *o, uint64_t now_us, uint64_t first,
-               uint64_t last, int is_write, int was_hit)
+               uint64_t last, bool is_write, bool was_hit)
 {
   uint64_t blocks[SEQ_TOPK], ts;
   double probs[SEQ_TOPK];
@@ -1194,7 +1194,7 @@ ring_step (struct order *o)
 /* The next block of the active region, or of the best remaining one.
  * While never-seen blocks go first, history blocks are left to the list. */
 static int
-next_from_regions (struct order *o, order_present_fn is_present, void *ctx,
+next_from_regions (struct order *o, block_present_fn is_present, void *ctx,
                    uint64_t *block)
 {
   for (;;) {
@@ -1266,7 +1266,7 @@ next_from_regions (struct order *o, order_present_fn is_present, void *ctx,
 #define PROBES 4096
 
 static int
-new_blocks_first (const struct order *o, order_present_fn is_present,
+new_blocks_first (const struct order *o, block_present_fn is_present,
                   void *ctx)
 {
   const struct model *m = o->model;
@@ -1312,7 +1312,7 @@ list_keep_unringed (struct order *o)
 }
 
 static void
-choose_sources (struct order *o, order_present_fn is_present, void *ctx)
+choose_sources (struct order *o, block_present_fn is_present, void *ctx)
 {
   o->probed = 1;
   o->new_first = new_blocks_first (o, is_present, ctx);
@@ -1335,7 +1335,7 @@ choose_sources (struct order *o, order_present_fn is_present, void *ctx)
 }
 
 static int
-next_from_bursts (struct order *o, order_present_fn is_present, void *ctx,
+next_from_bursts (struct order *o, block_present_fn is_present, void *ctx,
                   uint64_t *block)
 {
   for (;;) {
@@ -1353,7 +1353,7 @@ next_from_bursts (struct order *o, order_present_fn is_present, void *ctx,
 }
 
 static int
-next_one (struct order *o, order_present_fn is_present, void *ctx,
+next_one (struct order *o, block_present_fn is_present, void *ctx,
           uint64_t *block)
 {
   while (o->nurgent > 0) {
@@ -1388,7 +1388,7 @@ next_one (struct order *o, order_present_fn is_present, void *ctx,
 
 size_t
 order_next (struct order *o, uint64_t *blocks, size_t max,
-            order_present_fn is_present, void *ctx)
+            block_present_fn is_present, void *ctx)
 {
   size_t n = 0;
 

@@ -38,10 +38,12 @@
 #ifndef NBDSHADOW_ORDER_H
 #define NBDSHADOW_ORDER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "learner.h"
+#include "present.h"
 
 struct model;
 struct order;
@@ -62,21 +64,18 @@ extern void order_free (struct order *o);
 extern int order_seed (struct order *o, const uint64_t *blocks, size_t n);
 
 /* A guest request touched blocks [FIRST, LAST] at NOW_US (any clock that
- * only goes forward).  WAS_HIT: every block was already local (0 = it
- * stalled on the source: a missed prediction).  Cheap: a few us. */
+ * only goes forward).  WAS_HIT: every block was already local (false =
+ * it stalled on the source: a missed prediction).  Cheap: a few us. */
 extern void order_observe (struct order *o, uint64_t now_us, uint64_t first,
-                           uint64_t last, int is_write, int was_hit);
-
-/* Returns true if BLOCK needs no pull: present, or already being fetched. */
-typedef int (*order_present_fn) (void *ctx, uint64_t block);
+                           uint64_t last, bool is_write, bool was_hit);
 
 /* Fill BLOCKS with up to MAX blocks to pull next, best first, skipping
- * those IS_PRESENT says are done.  Returns how many; 0 means every block
+ * those IS_PRESENT (called with CTX) says need no pull.  Returns how many; 0 means every block
  * is present (or the policy is "none").  Blocks returned are expected to
  * be fetched: the engine should mark them in flight before calling again.
  * MAX is meant to be small (the engine's free in-flight slots): a batch is
  * checked for duplicates in O(MAX^2). */
 extern size_t order_next (struct order *o, uint64_t *blocks, size_t max,
-                          order_present_fn is_present, void *ctx);
+                          block_present_fn is_present, void *ctx);
 
 #endif /* NBDSHADOW_ORDER_H */

@@ -103,7 +103,7 @@ seqmodel_observe (struct seqmodel *m, uint64_t first, uint64_t last)
     gru_observe (&m->gru, cls, ONLINE_RATE);
   }
   m->last_block = last;
-  m->have_last = 1;
+  m->have_last = true;
 }
 
 static int
@@ -194,7 +194,7 @@ seqmodel_train (struct seqmodel *m, const struct trace *t,
       ? (double) hits[kind] / score->evaluated : 0;
   m->kind = score->hit_rate[SEQ_GRU] > score->hit_rate[SEQ_NGRAM]
     ? SEQ_GRU : SEQ_NGRAM;
-  m->have_last = 0;
+  m->have_last = false;
   free (deltas);
   free (classes);
   return 0;

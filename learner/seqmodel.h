@@ -43,7 +43,7 @@ struct gru_step {
 struct gru {
   float params[GRU_NPARAMS];
   struct gru_step cur;          /* state after the last input */
-  int started;
+  bool started;
 };
 
 /* A delta predictor as used online: both models are kept (each learns
@@ -54,7 +54,7 @@ struct seqmodel {
   struct gru gru;
   enum seq_kind kind;
   uint64_t last_block;          /* last block of the previous request */
-  int have_last;
+  bool have_last;
 };
 
 /* How well a model predicts: fraction of requests whose first block was

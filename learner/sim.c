@@ -22,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "array.h"
 #include "bits.h"
 #include "clock.h"
 #include "order.h"
@@ -89,11 +90,11 @@ sim_prepare (struct sim_scenario *s, const struct trace *history,
         continue;
       bit_set (seen, b);
       if (s->noracle == oracle_cap) {
-        uint64_t *o = realloc (s->oracle, oracle_cap * 2 * sizeof *o);
+        uint64_t *o = array_grow (s->oracle, &oracle_cap, s->noracle,
+                                  sizeof *o, 1024);
         if (!o)
           goto oom;
         s->oracle = o;
-        oracle_cap *= 2;
       }
       s->oracle[s->noracle++] = b;
     }
@@ -160,12 +161,10 @@ fifo_push (struct fifo *f, uint64_t block, double arrival)
     f->head = 0;
   }
   if (f->n == f->cap) {
-    size_t cap = f->cap ? f->cap * 2 : 1024;
-    struct flight *v = realloc (f->v, cap * sizeof *v);
+    struct flight *v = array_grow (f->v, &f->cap, f->n, sizeof *v, 1024);
     if (!v)
       return -1;
     f->v = v;
-    f->cap = cap;
   }
   f->v[f->n++] = (struct flight) { block, arrival };
   return 0;
@@ -189,12 +188,11 @@ written_add (struct written *w, uint64_t b, uint64_t from, uint64_t to)
 
   if (i == U64MAP_NONE) {
     if (w->n == w->cap) {
-      size_t cap = w->cap ? w->cap * 2 : 256;
-      uint64_t *m = realloc (w->masks, cap * w->words * sizeof *m);
+      uint64_t *m = array_grow (w->masks, &w->cap, w->n,
+                                w->words * sizeof *m, 256);
       if (!m)
         return -1;
       w->masks = m;
-      w->cap = cap;
     }
     i = w->n++;
     memset (&w->masks[i * w->words], 0, w->words * sizeof *w->masks);
@@ -251,7 +249,7 @@ struct run {
   int oom;
 };
 
-static int
+static bool
 is_claimed (void *ctx, uint64_t block)
 {
   return bit_test (((struct run *) ctx)->claimed, block);
@@ -389,7 +387,7 @@ sim_run (const struct sim_scenario *s, const char *policy,
     const struct trace_rec *q = &s->future->recs[i];
     double t = (q->ts_us - s->t0_us) / 1e6, t_obs;
     uint64_t first, last;
-    int hit = 1;
+    bool hit = true;
 
     if (!trace_rec_blocks (q, bs, &first, &last))
       continue;
@@ -430,7 +428,7 @@ sim_run (const struct sim_scenario *s, const char *policy,
         until = fmax (until, demand_fetch (&r, fetch, nfetch, t));
       res->demand_blocks += nfetch;
       if (until > t) {
-        hit = 0;
+        hit = false;
         res->stalls++;
         res->stall_seconds += until - t;
       }

@@ -23,7 +23,7 @@ struct sim_config {
   double bandwidth;             /* bytes/s; 0: derive from the ratio */
   double bandwidth_ratio;       /* 1: the copy takes the future window */
   double rtt_s;
-  int sparse;                   /* only blocks touched anywhere are copied */
+  bool sparse;                  /* only blocks touched anywhere are copied */
 };
 
 /* What every policy is run against: the volume, the link, the future. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "array.h"
 #include "learner.h"
 
 #define CSV_HEADER "ts_us,op,offset,length"
@@ -30,14 +31,12 @@ trace_append (struct trace *t, uint64_t ts_us, char op, uint64_t offset,
     return -1;
   }
   if (t->n == t->cap) {
-    size_t cap = t->cap ? t->cap * 2 : 1024;
-    struct trace_rec *r = realloc (t->recs, cap * sizeof *r);
+    struct trace_rec *r = array_grow (t->recs, &t->cap, t->n, sizeof *r, 1024);
     if (!r) {
       snprintf (err, LEARNER_ERRLEN, "out of memory");
       return -1;
     }
     t->recs = r;
-    t->cap = cap;
   }
   t->recs[t->n++] = (struct trace_rec) {
     .ts_us = ts_us, .offset = offset, .length = length, .op = op

@@ -400,10 +400,8 @@ blockmap_write (const void *buf, uint32_t count, uint64_t offset,
     free (ents);
     free (scs);
   }
-  if (stalled) {
-    atomic_fetch_add (&shadow.stats.stalls, 1);
-    atomic_fetch_add (&shadow.stats.stall_us, time_us () - t0);
-  }
+  if (stalled)
+    stats_stall (t0, time_us ());
   else
     atomic_fetch_add_explicit (&shadow.stats.hits, 1, memory_order_relaxed);
   return r;

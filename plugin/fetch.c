@@ -13,6 +13,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "array.h"
 #include "bits.h"
 #include "clock.h"
 #include "shadow.h"
@@ -331,11 +332,10 @@ pending_blocks_in (uint64_t first, uint64_t end, uint64_t **skip,
         if (e->block < first || e->block >= end)
           continue;
         if (*n == *cap) {
-          uint64_t *grown = realloc (*skip, (*cap ? 2 * *cap : 64) * sizeof *grown);
+          uint64_t *grown = array_grow (*skip, cap, *n, sizeof *grown, 64);
           if (grown == NULL)
             return -1;
           *skip = grown;
-          *cap = *cap ? 2 * *cap : 64;
         }
         (*skip)[(*n)++] = e->block;
       }
@@ -531,10 +531,8 @@ blockmap_prepare_read (uint64_t offset, uint32_t count, bool *stalled,
 {
   uint64_t t0;
   int r = make_readable (offset, count, false, false, stalled, &t0, err);
-  if (*stalled) {
-    atomic_fetch_add (&shadow.stats.stalls, 1);
-    atomic_fetch_add (&shadow.stats.stall_us, time_us () - t0);
-  }
+  if (*stalled)
+    stats_stall (t0, time_us ());
   return r;
 }
 

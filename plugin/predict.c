@@ -192,12 +192,6 @@ predict_recent_picks (uint64_t *out, size_t max)
   return n;
 }
 
-static int
-present_for_order (void *ctx, uint64_t b)
-{
-  return block_is_present (b);
-}
-
 static bool
 order_next_block (struct engine_order *self, uint64_t *b)
 {
@@ -210,7 +204,7 @@ order_next_block (struct engine_order *self, uint64_t *b)
     /* One block at a time: what the guest did a moment ago re-ranks the
      * very next pull.
      */
-    n = order_next (order, b, 1, present_for_order, NULL);
+    n = order_next (order, b, 1, block_present_cb, NULL);
     if (n == 1)
       picks[npicks++ % PREDICT_PICKS] = *b;
   }

@@ -1,7 +1,12 @@
 /* The recorder (shadow-record): the guest's requests appended to a file
  * as the canonical trace CSV, to train the next model from this
- * migration.  Recording stops at switchover, so the file does not grow
- * for the lifetime of the VM.
+ * migration.  Recording stops at switchover, or as long after it as the
+ * operator asks (shadow-record-after: a workload that outlasts the copy
+ * leaves its whole history), and when the file reaches
+ * shadow-record-max, so the file does not grow for the lifetime of the
+ * VM.  With shadow-guest-export, only the clients that connect with that
+ * export name are the guest (recorded, and learnt from by the
+ * predictor); a backup or verify reading the disk meanwhile is not.
  *
  * Lines are buffered under a lock and written out when the buffer
  * fills and once a second by the housekeeping thread.
@@ -25,6 +30,11 @@
 #define RECORD_BUFFER 65536
 
 static char *record_file;
+static char *guest_export;      /* NULL: every client is the guest */
+static uint64_t record_after_s; /* keep recording this long after switchover */
+static uint64_t record_max;     /* stop at this file size; 0: no bound */
+static uint64_t record_size;    /* the file's size, buffered lines included */
+static uint64_t record_until_s; /* CLOCK_MONOTONIC deadline; 0: none yet */
 static int record_fd = -1;
 static char record_buf[RECORD_BUFFER];
 static size_t record_len;
@@ -33,17 +43,58 @@ static _Atomic bool recording;
 static uint64_t recorded;
 static bool record_created;     /* by this start: removed if it fails */
 
-/* 1 when the key is shadow-record (taken), 0 when it is not, -1 on a
+/* 1 when the key is the recorder's (taken), 0 when it is not, -1 on a
  * bad value.
  */
 int
 record_config (const char *key, const char *value)
 {
-  if (strcmp (key, "shadow-record") != 0)
-    return 0;
-  free (record_file);
-  record_file = nbdkit_absolute_path (value);
-  return record_file ? 1 : -1;
+  if (strcmp (key, "shadow-record") == 0) {
+    free (record_file);
+    record_file = nbdkit_absolute_path (value);
+    return record_file ? 1 : -1;
+  }
+  if (strcmp (key, "shadow-guest-export") == 0) {
+    free (guest_export);
+    guest_export = strdup (value);
+    if (guest_export == NULL) {
+      nbdkit_error ("strdup: %m");
+      return -1;
+    }
+    return 1;
+  }
+  if (strcmp (key, "shadow-record-after") == 0) {
+    unsigned s;
+    if (nbdkit_parse_unsigned ("shadow-record-after", value, &s) == -1)
+      return -1;
+    record_after_s = s;
+    return 1;
+  }
+  if (strcmp (key, "shadow-record-max") == 0) {
+    int64_t n = nbdkit_parse_size (value);
+    if (n <= 0) {
+      nbdkit_error ("shadow-record-max: %s: not a positive size", value);
+      return -1;
+    }
+    record_max = n;
+    return 1;
+  }
+  return 0;
+}
+
+/* Is a client that asked for this export name the guest? */
+bool
+record_is_guest (const char *exportname)
+{
+  return guest_export == NULL || strcmp (exportname, guest_export) == 0;
+}
+
+static uint64_t
+now_s (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec;
 }
 
 /* Called with record_lock held. */
@@ -101,11 +152,11 @@ record_get_ready (void)
                   record_file);
     return -1;
   }
-  if (n == -1) {
+  if (n == -1 || (record_size = lseek (record_fd, 0, SEEK_END)) == (uint64_t) -1) {
     nbdkit_error ("shadow-record: %s: %m", record_file);
     return -1;
   }
-  atomic_store (&recording, true);
+  atomic_store (&recording, record_max == 0 || record_size < record_max);
   return 0;
 }
 
@@ -123,13 +174,23 @@ record_request (char op, uint64_t offset, uint32_t count)
   if (atomic_load_explicit (&recording, memory_order_relaxed)) {
     /* The time is taken under the lock, so the file is in time order. */
     struct timespec ts;
+    int len;
     clock_gettime (CLOCK_REALTIME, &ts);
-    record_len += snprintf (record_buf + record_len, 64,
-                            "%" PRIu64 ",%c,%" PRIu64 ",%" PRIu32 "\n",
-                            (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
-                            op, offset, count);
-    recorded++;
-    if (record_len > RECORD_BUFFER - 64)
+    len = snprintf (record_buf + record_len, 64,
+                    "%" PRIu64 ",%c,%" PRIu64 ",%" PRIu32 "\n",
+                    (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
+                    op, offset, count);
+    if (record_max && record_size + len > record_max) {
+      /* The bound holds whole lines: this one is not kept. */
+      atomic_store (&recording, false);
+      nbdkit_debug ("shadow-record: %s reached shadow-record-max", record_file);
+    }
+    else {
+      record_len += len;
+      record_size += len;
+      recorded++;
+    }
+    if (record_len > RECORD_BUFFER - 64 || !atomic_load (&recording))
       write_out ();
   }
   pthread_mutex_unlock (&record_lock);
@@ -143,15 +204,31 @@ record_forget_unused (void)
     unlink (record_file);
 }
 
-/* Write what is buffered; at switchover, stop. */
+/* Switchover: stop recording, or set when to (shadow-record-after). */
+void
+record_switchover (void)
+{
+  if (record_after_s == 0) {
+    record_flush (true);
+    return;
+  }
+  pthread_mutex_lock (&record_lock);
+  if (record_until_s == 0)
+    record_until_s = now_s () + record_after_s;
+  pthread_mutex_unlock (&record_lock);
+}
+
+/* Write what is buffered; stop when asked to, or once the time after
+ * switchover is up.
+ */
 void
 record_flush (bool stop)
 {
   pthread_mutex_lock (&record_lock);
   if (record_fd >= 0) {
-    if (atomic_load (&recording))
+    if (record_len > 0)
       write_out ();
-    if (stop) {
+    if (stop || (record_until_s && now_s () >= record_until_s)) {
       atomic_store (&recording, false);
       if (close (record_fd) == -1)
         nbdkit_error ("shadow-record: %s: %m", record_file);
@@ -179,4 +256,6 @@ record_unload (void)
   record_flush (true);
   free (record_file);
   record_file = NULL;
+  free (guest_export);
+  guest_export = NULL;
 }

@@ -131,8 +131,6 @@ shadow_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     return set_path (&shadow.stats_file, key, value);
   if (strcmp (key, "shadow-block-size") == 0)
     return parse_block_size (value);
-  if (strcmp (key, "shadow-source-id") == 0)
-    return set_source_id (value);
   if (strcmp (key, "shadow-file-mode") == 0) {
     if (parse_file_mode (value, &shadow.file_mode) == -1) {
       nbdkit_error ("shadow-file-mode: '%s' is not an octal file mode "
@@ -141,6 +139,8 @@ shadow_config (nbdkit_next_config *next, nbdkit_backend *nxdata,
     }
     return 0;
   }
+  if (strcmp (key, "shadow-source-id") == 0)
+    return set_source_id (value);
   nbdkit_error ("unknown parameter %s (see nbdkit-shadow-filter(1))", key);
   return -1;
 }
@@ -178,15 +178,19 @@ shadow_config_complete (nbdkit_next_config_complete *next,
   "shadow-block-size=<N>   Block size, power of two 4K..4M (default 64K,\n" \
   "                        or the model's).\n" \
   "shadow-stats=<FILE>     Rewrite FILE with JSON statistics every second.\n" \
+  "shadow-file-mode=<M>    Octal mode of the stats and record files (0600).\n" \
   "shadow-source-id=<ID>   The source disk's name, kept in the state file\n" \
   "                        and checked on every restart.\n" \
-  "shadow-file-mode=<M>    Octal mode of the stats and record files (0600).\n" \
   "shadow-model=<FILE>     Predictor from nbdshadow train.\n" \
   "shadow-policy=<P>       Background copy order: predict (default with a\n" \
   "                        model), sequential (default without), frequency,\n" \
   "                        first-access, none (demand fetches only).\n" \
   "shadow-record=<FILE>    Append the guest's requests to FILE (trace CSV)\n" \
   "                        until switchover, to train the next model.\n" \
+  "shadow-record-after=<S> Keep recording S seconds after switchover (0).\n" \
+  "shadow-record-max=<N>   Stop recording when FILE reaches N bytes.\n" \
+  "shadow-guest-export=<E> Only clients of export name E are the guest\n" \
+  "                        (recorded, learnt from); default: every client.\n" \
   "shadow-inflight=<N>     Most background reads in flight (default 64).\n" \
   "shadow-connections=<N>  Background connections if multi-conn (default 1).\n" \
   "shadow-bandwidth=<N>    Cap on background reads, bytes/s (default none).\n" \
@@ -280,6 +284,7 @@ shadow_after_fork (nbdkit_backend *backend)
   uint64_t size;
 
   if (!shadow.state_fresh) {
+    stats_resume ();
     /* A complete shadow needs no source at all. */
     if (!shadow.complete &&
         (upstream_open (backend, &size) == -1 ||
@@ -298,9 +303,11 @@ shadow_after_fork (nbdkit_backend *backend)
     record_flush (true);
   upstream_set_identity (statefile_fingerprint ());
   store_check_room ();
-  if (statefile_begin_session () == -1 ||
-      upstream_start () == -1 || housekeeping_start () == -1 ||
-      mirror_start () == -1)
+  if (statefile_begin_session () == -1 || upstream_start () == -1)
+    goto fail;
+  /* A tool watching the stats file finds it as soon as nbdkit serves. */
+  stats_write_file ();
+  if (housekeeping_start () == -1 || mirror_start () == -1)
     goto fail;
   return 0;
  fail:
@@ -315,6 +322,7 @@ shadow_cleanup (nbdkit_backend *backend)
 
   mirror_stop ();               /* first: its commands act on the engine */
   housekeeping_stop ();
+  shadow.stopped = true;
   upstream_close ();            /* no pull lands after the checkpoint */
   record_flush (true);
   if (shadow.present && statefile_checkpoint (&err) == 0)
@@ -328,6 +336,7 @@ shadow_cleanup (nbdkit_backend *backend)
 
 struct handle {
   bool readonly;
+  bool guest;                   /* its requests are recorded and learnt from */
 };
 
 /* No next(): a client never needs a connection to the source. */
@@ -341,6 +350,7 @@ shadow_open (nbdkit_next_open *next, nbdkit_context *context,
     return NULL;
   }
   h->readonly = readonly;
+  h->guest = record_is_guest (exportname);
   return h;
 }
 
@@ -384,6 +394,16 @@ static int shadow_can_fua (nbdkit_next *next, void *handle) { return NBDKIT_FUA_
 static int shadow_can_zero (nbdkit_next *next, void *handle) { return NBDKIT_ZERO_NATIVE; }
 static int shadow_can_cache (nbdkit_next *next, void *handle) { return NBDKIT_CACHE_NATIVE; }
 
+/* Only the guest's requests train the predictor and the next model: a
+ * backup or a verify reading the disk meanwhile is not the guest.
+ */
+static void
+observe (void *handle, char op, uint64_t offset, uint32_t count)
+{
+  if (((struct handle *) handle)->guest)
+    predict_guest_request (op, offset, count);
+}
+
 static int
 shadow_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
               uint64_t offset, uint32_t flags, int *err)
@@ -392,7 +412,7 @@ shadow_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
 
   if (count == 0)
     return 0;
-  predict_guest_request ('R', offset, count);
+  observe (handle, 'R', offset, count);
   /* No room for what a fetch would install: read around the shadow. */
   if (atomic_load_explicit (&shadow.disk_full, memory_order_relaxed) &&
       !blocks_are_present (offset >> shadow.block_shift,
@@ -409,7 +429,7 @@ shadow_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
 static int
 shadow_flush (nbdkit_next *next, void *handle, uint32_t flags, int *err)
 {
-  predict_guest_request ('F', 0, 0);
+  observe (handle, 'F', 0, 0);
   return statefile_checkpoint (err);
 }
 
@@ -417,12 +437,12 @@ shadow_flush (nbdkit_next *next, void *handle, uint32_t flags, int *err)
  * write), then a flush if the client asked for FUA.
  */
 static int
-write_range (char op, const void *buf, uint32_t count, uint64_t offset,
-             uint32_t flags, int *err)
+write_range (void *handle, char op, const void *buf, uint32_t count,
+             uint64_t offset, uint32_t flags, int *err)
 {
   if (count == 0)
     return 0;
-  predict_guest_request (op, offset, count);
+  observe (handle, op, offset, count);
   if (blockmap_write (buf, count, offset, buf == NULL, err) == -1)
     return -1;
   if (flags & NBDKIT_FLAG_FUA)
@@ -434,7 +454,7 @@ static int
 shadow_pwrite (nbdkit_next *next, void *handle, const void *buf,
                uint32_t count, uint64_t offset, uint32_t flags, int *err)
 {
-  return write_range ('W', buf, count, offset, flags, err);
+  return write_range (handle, 'W', buf, count, offset, flags, err);
 }
 
 /* Zero and trim both punch holes: a trimmed range reads back as zeros,
@@ -444,14 +464,14 @@ static int
 shadow_zero (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
              uint32_t flags, int *err)
 {
-  return write_range ('Z', NULL, count, offset, flags, err);
+  return write_range (handle, 'Z', NULL, count, offset, flags, err);
 }
 
 static int
 shadow_trim (nbdkit_next *next, void *handle, uint32_t count, uint64_t offset,
              uint32_t flags, int *err)
 {
-  return write_range ('T', NULL, count, offset, flags, err);
+  return write_range (handle, 'T', NULL, count, offset, flags, err);
 }
 
 static int

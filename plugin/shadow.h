@@ -27,8 +27,8 @@
  *                thread of its own
  *   commands.c   the operator's commands, read from a Redis stream
  *
- * Helpers shared with the rest of nbdshadow (clock, bits, whole reads
- * and writes) are in common/.
+ * Helpers shared with the rest of nbdshadow (clock, bits, growing
+ * arrays, whole reads and writes) are in common/.
  */
 
 #ifndef NBDSHADOW_SHADOW_H
@@ -108,7 +108,8 @@ struct stripe {
 struct shadow_stats {
   _Atomic uint64_t hits;          /* guest requests served without the source */
   _Atomic uint64_t stalls;        /* guest requests that waited on the source */
-  _Atomic uint64_t stall_us;      /* total time they waited */
+  _Atomic uint64_t stall_us;      /* their waits added up (overlaps too) */
+  _Atomic uint64_t stall_wall_us; /* time with at least one of them waiting */
   _Atomic uint64_t write_stalls;  /* writes that had to wait for old data */
   _Atomic uint64_t bytes_fetched; /* demand fetches */
   _Atomic uint64_t bytes_pulled;  /* background pulls */
@@ -120,8 +121,8 @@ struct shadow {
   char *shadow_file;
   char *state_file;
   char *stats_file;
-  char *source_id;              /* shadow-source-id, or NULL */
   mode_t file_mode;             /* of the stats and record files */
+  char *source_id;              /* shadow-source-id, or NULL */
   uint32_t block_size;
   unsigned block_shift;
   const char *policy;
@@ -135,6 +136,7 @@ struct shadow {
   int state_fd;
   bool state_fresh;             /* no state file existed at start */
   bool shadow_created;          /* this start created the shadow file */
+  bool stopped;                 /* nbdkit is exiting: nothing runs any more */
 
   /* PRESENT bits, one per block; set once, never cleared. */
   _Atomic uint64_t *present;
@@ -165,6 +167,14 @@ static inline uint32_t block_length (uint64_t b)
 static inline bool block_is_present (uint64_t b)
 {
   return bit_test_acquire (shadow.present, b);
+}
+
+/* block_is_present as the callback the engine and the pull order take
+ * (present.h): one function answers both.
+ */
+static inline bool block_present_cb (void *opaque, uint64_t b)
+{
+  return block_is_present (b);
 }
 
 /* The fast path of every request: are all its blocks local already? */
@@ -267,6 +277,8 @@ extern void predict_unload (void);
 extern int record_config (const char *key, const char *value);
 extern int record_get_ready (void);
 extern bool record_active (void);
+extern bool record_is_guest (const char *exportname);
+extern void record_switchover (void);
 extern void record_request (char op, uint64_t offset, uint32_t count);
 extern void record_flush (bool stop);
 extern void record_forget_unused (void);
@@ -275,6 +287,8 @@ extern void record_unload (void);
 
 /* stats.c */
 extern void stats_write_file (void);
+extern void stats_resume (void);
+extern void stats_stall (uint64_t from_us, uint64_t to_us);
 
 /* housekeeping.c */
 extern int housekeeping_start (void);

@@ -198,12 +198,6 @@ install_holes (void *opaque, uint64_t first, uint64_t n)
   return blockmap_install_holes (first, n);
 }
 
-static bool
-is_present (void *opaque, uint64_t b)
-{
-  return block_is_present (b);
-}
-
 static void
 log_message (void *opaque, bool error, const char *msg)
 {
@@ -217,7 +211,7 @@ static const struct engine_ops ops = {
   .begin_pull = begin_pull,
   .end_pull = end_pull,
   .install_holes = install_holes,
-  .is_present = is_present,
+  .is_present = block_present_cb,
   .log = log_message,
 };
 
@@ -255,10 +249,6 @@ upstream_set_identity (const unsigned char *fingerprint)
 /* The background copy starts (or started) in the policy's order. */
 static _Atomic bool copy_planned;
 
-/* The block map is ready: start the background copy in the policy's
- * order (the engine maps the source's allocation first and makes its
- * holes local), unless the policy is demand only.
- */
 /* nbdkit stopping (SIGTERM, SIGINT) waits for the requests in progress,
  * and a guest read waiting on a dead source would hold it for the whole
  * shadow-timeout.  nbdkit tells no filter that it is stopping, but its
@@ -279,6 +269,11 @@ watch_shutdown (void *arg)
   return NULL;
 }
 
+/* The block map is ready: start the background copy in the policy's
+ * order (the engine maps the source's allocation first and makes its
+ * holes local).  Demand only, the mapping still runs: the holes are
+ * known from it, and no guest read would ever make them local.
+ */
 int
 upstream_start (void)
 {
@@ -295,8 +290,10 @@ upstream_start (void)
     nbdkit_debug ("shadow: no shutdown watcher: a stop may wait for "
                   "shadow-timeout");
   pthread_attr_destroy (&attr);
-  if (strcmp (shadow.policy, "none") == 0)
+  if (strcmp (shadow.policy, "none") == 0) {
+    engine_start_mapping (engine);
     return 0;
+  }
   if ((order = predict_order_new ()) == NULL)
     return -1;
   atomic_store (&copy_planned, true);
@@ -440,7 +437,8 @@ void
 upstream_stats (FILE *fp)
 {
   struct engine_stats st = final_stats;
-  const char *state = "detached";
+  /* Detached means switchover; a filter stopped mid-copy says so. */
+  const char *state = shadow.complete ? "detached" : "stopped";
 
   pthread_rwlock_rdlock (&engine_lock);
   if (engine) {
@@ -472,7 +470,7 @@ upstream_switchover_check (void)
   if (statefile_checkpoint (&err) == -1)
     return;                     /* try again next time */
   upstream_close ();
-  record_flush (true);
+  record_switchover ();
   nbdkit_debug ("switchover: all %" PRIu64 " blocks are local, source detached",
                 shadow.nblocks);
 }

@@ -165,6 +165,7 @@ struct engine {
   struct demand *inbox, **inbox_tail;
   struct engine_order *new_order;
   bool order_changed, start_pulls;
+  bool map_only;                /* demand only: map, never pull */
   bool identity_new;            /* identity just set: verify_all */
   bool want_paused;             /* engine_set_paused */
   bool cap_changed;

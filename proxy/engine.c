@@ -269,15 +269,22 @@ engine_set_bandwidth (struct engine *e, uint64_t bytes_per_s)
 }
 
 void
+engine_start_mapping (struct engine *e)
+{
+  pthread_mutex_lock (&e->lock);
+  e->map_only = true;
+  e->start_pulls = true;
+  tell (e);
+}
+
+void
 engine_set_identity (struct engine *e, const unsigned char digest[32])
 {
   pthread_mutex_lock (&e->lock);
   memcpy (e->identity, digest, sizeof e->identity);
   e->nsamples = identity_plan (e->size, e->samples);
   e->identity_new = true;
-  if (!e->stopping)
-    ev_async_send (e->loop, &e->wake);
-  pthread_mutex_unlock (&e->lock);
+  tell (e);
 }
 
 void

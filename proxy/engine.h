@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "present.h"
+
 struct engine;
 
 /* Where the source is and how to talk to it.  The fields mean what the
@@ -84,7 +86,7 @@ struct engine_ops {
    */
   uint64_t (*install_holes) (void *opaque, uint64_t first, uint64_t n);
   /* Cheap check used to skip local blocks (may be called often). */
-  bool (*is_present) (void *opaque, uint64_t b);
+  block_present_fn is_present;
   /* Messages; error is true for what the user should see. */
   void (*log) (void *opaque, bool error, const char *msg);
 };
@@ -124,6 +126,11 @@ extern struct engine *engine_open (const struct engine_source *src,
  * owns order.
  */
 extern void engine_start_pulls (struct engine *e, struct engine_order *order);
+/* Demand only: map the source's allocation as engine_start_pulls does
+ * (holes become local), then pull nothing.  Without it a disk with
+ * holes would never become complete, since no guest reads a hole.
+ */
+extern void engine_start_mapping (struct engine *e);
 /* The source's fingerprint (identity.h), once the owner knows it is the
  * right disk: from now on every connection, those up already too, must
  * show it before it carries anything, or it is refused and retried.

@@ -110,7 +110,7 @@ map_fill (struct engine *e)
   }
   if (e->maps_inflight == 0 && e->nmap_retry == 0 && e->map_next >= e->size) {
     e->mapping = false;
-    e->pulling = true;
+    e->pulling = !e->map_only;
     e->sweep_pos = 0;
     say (e, false, "the source's allocation mapped in %.3f s",
          (time_us () - e->map_start_us) / 1e6);

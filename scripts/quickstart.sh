@@ -5,7 +5,8 @@
 #   scripts/quickstart.sh demo    install, build, migrate a demo disk
 #   scripts/quickstart.sh test    install, build, run the whole test suite
 #                                 (plain, a short run of each fuzz target,
-#                                 under ASan+UBSan, and valgrind)
+#                                 under ASan+UBSan, valgrind, and a real
+#                                 guest migrating)
 #
 # Set NBDSHADOW_SKIP_INSTALL=1 to skip the apt-get step.
 set -euo pipefail
@@ -27,6 +28,7 @@ packages=(
     libev-dev libhiredis-dev libsvm-dev libssl-dev
     redis-server qemu-utils fio gnutls-bin valgrind
     clang libclang-rt-14-dev
+    debootstrap qemu-system-x86 e2fsprogs libvirt-clients
 )
 
 install_deps ()
@@ -70,5 +72,7 @@ case "$what" in
         make check-sanitizers
         echo "== make check-valgrind (the filter's integration tests)"
         make check-valgrind
+        echo "== make check-e2e (a Debian guest under QEMU migrates)"
+        make check-e2e
         ;;
 esac

@@ -10,3 +10,8 @@ test_common_clock_LDADD = ../common/libcommon.la
 test_common_fullio_SOURCES = test-common-fullio.c
 test_common_fullio_LDADD = ../common/libcommon.la
 EXTRA_DIST += unit.h
+
+TESTS += test-common-array
+check_PROGRAMS += test-common-array
+test_common_array_SOURCES = test-common-array.c
+test_common_array_LDADD = ../common/libcommon.la

@@ -17,9 +17,9 @@ TESTS += $(ENGINE_TESTS) test-pacer test-allocmap
 
 check_PROGRAMS += test-pacer test-allocmap
 test_pacer_SOURCES = test-pacer.c
-test_pacer_LDADD = ../proxy/libshadowengine.la
+test_pacer_LDADD = ../proxy/libproxy.la
 test_allocmap_SOURCES = test-allocmap.c
-test_allocmap_LDADD = ../proxy/libshadowengine.la
+test_allocmap_LDADD = ../proxy/libproxy.la
 VALGRIND_TESTS += $(ENGINE_VALGRIND_TESTS)
 EXTRA_DIST += $(ENGINE_TESTS) bench/bench-engine-copy.sh \
 	bench/bench-engine-latency.sh

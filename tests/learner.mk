@@ -18,9 +18,9 @@ TESTS += $(LEARNER_TESTS) test-order test-seqmodel
 
 check_PROGRAMS += test-order test-seqmodel
 test_order_SOURCES = test-order.c
-test_order_LDADD = ../learner/libnbdshadow.la ../common/libcommon.la
+test_order_LDADD = ../learner/liblearner.la ../common/libcommon.la
 test_seqmodel_SOURCES = test-seqmodel.c
-test_seqmodel_LDADD = ../learner/libnbdshadow.la ../common/libcommon.la
+test_seqmodel_LDADD = ../learner/liblearner.la ../common/libcommon.la
 
 EXTRA_DIST += \
 	$(LEARNER_TESTS) \

@@ -105,3 +105,26 @@ send_command ()
         rcli "$1" XADD "nbdshadow:{$2}:commands" '*' cmd "$4" cid "$3" >/dev/null
     fi
 }
+
+# start_source_and_redis SIZE: a random source disk of SIZE bytes served
+# as "src" ($tmpdir/src.img), and redis "r"; sets $size and $nblocks
+# (64K blocks).
+start_source_and_redis ()
+{
+    size=$1
+    nblocks=$((size / 65536))
+    head -c $size /dev/urandom > "$tmpdir/src.img"
+    start_server src -r file "$tmpdir/src.img"
+    start_redis r
+}
+
+# start_mirrored NAME ID [PARAM=VALUE...]: the shadow filter NAME over
+# "src" mirrored into redis "r" as volume ID; returns once its info is
+# there.  Sets $json to its stats file.
+start_mirrored ()
+{
+    local name="$1" id="$2"; shift 2
+    start_shadow "$name" src shadow-redis=unix:$tmpdir/r.redis shadow-id="$id" "$@"
+    json="$tmpdir/$name.json"
+    wait_rcli r copying 5 HGET "nbdshadow:{$id}:info" state
+}

@@ -14,9 +14,9 @@
 #define NBLOCKS 5000
 #define BS 65536
 
-static unsigned char present[NBLOCKS];
+static bool present[NBLOCKS];
 
-static int
+static bool
 is_present (void *ctx, uint64_t b)
 {
   (void) ctx;
@@ -34,7 +34,7 @@ drain (struct order *o, uint64_t *first_blocks, size_t nfirst)
   while ((n = order_next (o, batch, 16, is_present, NULL)) > 0)
     for (size_t i = 0; i < n; i++) {
       assert (!present[batch[i]]);
-      present[batch[i]] = 1;
+      present[batch[i]] = true;
       if (total < nfirst)
         first_blocks[total] = batch[i];
       total++;
@@ -77,7 +77,7 @@ main (void)
 
   /* sequential: ascending, skipping what is present. */
   memset (present, 0, sizeof present);
-  present[1] = present[2] = 1;
+  present[1] = present[2] = true;
   o = order_new ("sequential", NULL, NBLOCKS, BS, err);
   assert (o);
   assert (drain (o, first, 3) == NBLOCKS - 2);
@@ -124,12 +124,12 @@ main (void)
   memset (present, 0, sizeof present);
   o = order_new ("predict", m, NBLOCKS, BS, err);
   assert (o);
-  order_observe (o, 1, 3000, 3000, 0, 0);
+  order_observe (o, 1, 3000, 3000, false, false);
   {
     uint64_t blk;
     assert (order_next (o, &blk, 1, is_present, NULL) == 1);
     assert (blk == 3001 || blk == 2999);
-    present[blk] = 1;
+    present[blk] = true;
   }
   assert (drain (o, first, 0) == NBLOCKS - 1);
   order_free (o);
@@ -140,7 +140,7 @@ main (void)
   clock_gettime (CLOCK_MONOTONIC, &a);
   for (size_t i = 0; i < t.n; i++) {
     uint64_t blk = t.recs[i].offset / BS;
-    order_observe (o, t.recs[i].ts_us, blk, blk, t.recs[i].op == 'W', 1);
+    order_observe (o, t.recs[i].ts_us, blk, blk, t.recs[i].op == 'W', true);
   }
   clock_gettime (CLOCK_MONOTONIC, &b);
   us = ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 1e3 / t.n;

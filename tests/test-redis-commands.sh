@@ -10,14 +10,8 @@ source ./functions.sh
 source ./redis-functions.sh
 requires nbdsh --version
 
-size=$((64 * 1024 * 1024))
-head -c $size /dev/urandom > "$tmpdir/src.img"
-start_server src -r file "$tmpdir/src.img"
-start_redis r
-start_shadow sh src shadow-redis=unix:$tmpdir/r.redis shadow-id=vm1 \
-    shadow-policy=sequential shadow-bandwidth=8M
-json="$tmpdir/sh.json"
-wait_rcli r copying 5 HGET 'nbdshadow:{vm1}:info' state
+start_source_and_redis $((64 * 1024 * 1024))
+start_mirrored sh vm1 shadow-policy=sequential shadow-bandwidth=8M
 
 present () { json_get "$json" blocks_present; }
 

@@ -8,11 +8,7 @@
 source ./functions.sh
 source ./redis-functions.sh
 
-size=$((8 * 1024 * 1024))
-nblocks=$((size / 65536))
-head -c $size /dev/urandom > "$tmpdir/src.img"
-start_server src -r file "$tmpdir/src.img"
-start_redis r
+start_source_and_redis $((8 * 1024 * 1024))
 
 forge ()
 {
@@ -24,14 +20,11 @@ forge ()
 }
 
 # Demand fetches only: nothing is local but what the guest reads.
-start_shadow sh src shadow-redis=unix:$tmpdir/r.redis shadow-id=vm1 \
-    shadow-policy=none
-wait_rcli r copying 5 HGET 'nbdshadow:{vm1}:info' state
+start_mirrored sh vm1 shadow-policy=none
 forge
 stop_server sh
 # Restarted with the forgery in Redis, and forged again once it is up.
-start_shadow sh src shadow-redis=unix:$tmpdir/r.redis shadow-id=vm1 \
-    shadow-policy=none
+start_mirrored sh vm1 shadow-policy=none
 wait_rcli r 0 5 BITCOUNT 'nbdshadow:{vm1}:coverage'
 forge
 sleep 0.5

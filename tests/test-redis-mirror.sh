@@ -9,17 +9,11 @@
 source ./functions.sh
 source ./redis-functions.sh
 
-size=$((24 * 1024 * 1024))
-nblocks=$((size / 65536))
-head -c $size /dev/urandom > "$tmpdir/src.img"
-start_server src -r file "$tmpdir/src.img"
-start_redis r
+start_source_and_redis $((24 * 1024 * 1024))
 t0=$(date +%s%N)
-start_shadow sh src shadow-redis=unix:$tmpdir/r.redis shadow-id=vm.1_a-b \
-    shadow-policy=sequential shadow-bandwidth=4M shadow-export-uri=nbd://dest:10809
+start_mirrored sh vm.1_a-b shadow-policy=sequential shadow-bandwidth=4M \
+    shadow-export-uri=nbd://dest:10809
 key='nbdshadow:{vm.1_a-b}'
-json="$tmpdir/sh.json"
-wait_rcli r copying 5 HGET "$key:info" state
 
 info () { rcli r HGET "$key:info" "$1"; }
 test "$(info id)" = vm.1_a-b

@@ -7,14 +7,8 @@ source ./functions.sh
 source ./redis-functions.sh
 requires python3 -c "import nbd"
 
-size=$((48 * 1024 * 1024))
-head -c $size /dev/urandom > "$tmpdir/src.img"
-start_server src -r file "$tmpdir/src.img"
-start_redis r
-start_shadow sh src shadow-redis=unix:$tmpdir/r.redis shadow-id=vm1 \
-    shadow-policy=sequential shadow-bandwidth=6M
-json="$tmpdir/sh.json"
-wait_rcli r copying 5 HGET 'nbdshadow:{vm1}:info' state
+start_source_and_redis $((48 * 1024 * 1024))
+start_mirrored sh vm1 shadow-policy=sequential shadow-bandwidth=6M
 
 # The guest: random block reads checked against the source, all along.
 cat > "$tmpdir/guest.py" <<'PY'
@@ -40,11 +34,15 @@ guest=$!
 sleep 1
 stop_server r KILL
 before=$(json_get "$json" blocks_present)
-sleep 1.5
-# Redis comes back empty (no persistence): nothing of the mirror left.
+# Down long enough that the filter's retries back off to 1.6 s (they
+# come 0.1, 0.3, 0.7, 1.5 and 3.1 s after the loss).
+sleep 2.3
+# Redis comes back empty (no persistence), and the pause goes in before
+# the filter is back: nothing of the mirror there yet.
 start_redis r
-test "$(rcli r EXISTS 'nbdshadow:{vm1}:info')" -eq 0
 send_command r vm1 p1 pause
+[ "$(rcli r EXISTS 'nbdshadow:{vm1}:info')" -eq 0 ] ||
+    { echo "the filter was back before the pause was sent"; exit 1; }
 t0=$(date +%s%N)
 wait_rcli r copying 5 HGET 'nbdshadow:{vm1}:info' state
 echo "info back $(( ($(date +%s%N) - t0) / 1000000 )) ms after the restart"

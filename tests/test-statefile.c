@@ -54,6 +54,7 @@ nbdkit_debug (const char *fs, ...)
 }
 
 void housekeeping_wake (void) { }
+void stats_stall (uint64_t from_us, uint64_t to_us) { }
 
 int
 upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err)

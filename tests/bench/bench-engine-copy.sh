@@ -3,7 +3,9 @@
 # engine's background copy (from nbdkit start to the last block local
 # and synced) against nbdcopy to a file (also with --flush, which makes
 # its copy durable too) and nbdkit's cache filter (cache-on-read, filled
-# by nbdcopy), side by side on the same source.
+# by nbdcopy), side by side on the same source; the engine also with its
+# Redis mirror attached (a redis-server on a unix socket), with the
+# mirror's round trips per GiB copied.
 #
 # The cases are interleaved round by round, so a noisy spell of the
 # machine hits every peer alike; the ratio to nbdcopy is taken within
@@ -11,12 +13,14 @@
 #
 #   cd tests && bench/bench-engine-copy.sh [SIZE] [ROUNDS]  (default 1G 5)
 source "$(dirname "$0")/../functions.sh"
+source "$(dirname "$0")/../redis-functions.sh"
 requires nbdcopy --version
 
 size=${1:-1G}
 rounds=${2:-5}
 head -c "$size" /dev/urandom > "$tmpdir/src.img"
 start_server src file "$tmpdir/src.img"
+start_redis r
 src=$(uri src)
 cat "$tmpdir/src.img" >/dev/null           # the same page cache for all
 
@@ -62,6 +66,9 @@ run_engine ()
     kill $pid; wait $pid || :
     cmp "$tmpdir/src.img" "$tmpdir/sh.img"
     echo "$t2 - $t0" | bc -l >> "$tmpdir/times.${i}d"     # i: the case
+    case $stats in
+        *redis_round_trips*) json_get "$tmpdir/sh.json" redis_round_trips >> "$tmpdir/trips" ;;
+    esac
 }
 
 run_cache ()
@@ -80,11 +87,13 @@ names=("nbdcopy SRC shadow.img"
        "nbdcopy --flush SRC shadow.img"
        "shadow engine (defaults)"
        "shadow engine shadow-connections=2"
+       "shadow engine + Redis mirror"
        "nbdkit cache filter + nbdcopy")
 cases=("run_nbdcopy"
        "run_nbdcopy --flush"
        "run_engine"
        "run_engine shadow-connections=2"
+       "run_engine shadow-redis=unix:$tmpdir/r.redis shadow-id=bench"
        "run_cache")
 
 # times.I: case I's seconds, one line per round (times.Id: the engine's
@@ -116,3 +125,13 @@ for i in "${!cases[@]}"; do
             row "${names[$i]}" "times.$i" ;;
     esac
 done
+# The mirror's cost: the engine with Redis over the engine without, in
+# the same round.
+paste -d' ' "$tmpdir/times.2d" "$tmpdir/times.4d" | awk '{ print $2 / $1 }' > "$tmpdir/ratios"
+printf "%-58s %8s %9s  %s\n" "shadow engine + Redis mirror / without, durable" "" \
+    "$(median "$tmpdir/ratios")" "$(spread "$tmpdir/ratios")"
+if [ -s "$tmpdir/trips" ]; then
+    gib=$(echo "$(numfmt --from=iec "$size") / 1073741824" | bc -l)
+    printf "Redis round trips per GiB copied (mirror batches and command reads): %s\n" \
+        "$(sort -n "$tmpdir/trips" | awk -v g=$gib '{ a[NR] = $1 } END { printf "%.0f", a[int((NR + 1) / 2)] / g }')"
+fi

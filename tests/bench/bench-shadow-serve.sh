@@ -2,12 +2,15 @@
 # Benchmark (on demand, not part of make check): 4K random-read IOPS
 # served by the shadow filter once every block is local, against nbdkit's
 # file plugin on the same file and against nbdkit's cache filter (warmed)
-# over the same source.  fio's nbd engine, iodepth 32; the three are run
-# in interleaved rounds.  Goal: shadow >= 0.95 x file.
+# over the same source; and the shadow filter again with its Redis mirror
+# attached (a redis-server on a unix socket), which must cost nothing.
+# fio's nbd engine, iodepth 32; the four are run in interleaved rounds.
+# Goals: shadow >= 0.95 x file; with Redis within 2 % of without.
 #
 #   cd tests && bench/bench-shadow-serve.sh
 #   SIZE=1G ROUNDS=3 RUNTIME=10 bench/bench-shadow-serve.sh
 source "$(dirname "$0")/../functions.sh"
+source "$(dirname "$0")/../redis-functions.sh"
 requires fio --version
 requires nbdcopy --version
 
@@ -22,13 +25,18 @@ head -c "$(numfmt --from=iec "$size")" /dev/urandom > "$img"
 start_server src -r -t 64 file "$img"
 start_server file file "$img"
 start_shadow shadow src shadow-policy=none
+start_redis r
+start_shadow redis src shadow-policy=none shadow-redis=unix:$tmpdir/r.redis \
+    shadow-id=bench
 # The cache filter's hit path: same source, same nbd plugin below.
 TMPDIR="$tmpdir" start_server cache --filter=cache nbd socket="$tmpdir/src.sock"
 
 echo "warming: reading everything through shadow and cache ..."
 nbdcopy "$(uri shadow)" null:
+nbdcopy "$(uri redis)" null:
 nbdcopy "$(uri cache)" null:
 wait_json "$tmpdir/shadow.json" state complete
+wait_json "$tmpdir/redis.json" state complete
 
 iops ()
 {
@@ -42,7 +50,7 @@ iops ()
 
 declare -A results
 for r in $(seq $rounds); do
-    for s in file shadow cache; do
+    for s in file shadow redis cache; do
         v=$(iops $s)
         echo "round $r: $s $v IOPS"
         results[$s]="${results[$s]:-} $v"
@@ -51,13 +59,13 @@ done
 # The shadow must still be served locally (nothing fetched meanwhile).
 echo "shadow stats: $(cat "$tmpdir/shadow.json")"
 
-label () { case $1 in file) echo plugin;; shadow) echo filter;; cache) echo filter;; esac; }
+label () { case $1 in file) echo plugin;; shadow|cache) echo filter;; redis) echo "filter, Redis mirror";; esac; }
 median () { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 base=$(echo ${results[file]} | median)
 echo
 echo "4K random read, fio nbd engine, iodepth 32, $size, $rounds x ${runtime}s (median)"
-printf '%-22s %10s %8s   %s\n' server IOPS ratio rounds
-for s in file shadow cache; do
+printf '%-30s %10s %8s   %s\n' server IOPS ratio rounds
+for s in file shadow redis cache; do
     m=$(echo ${results[$s]} | median)
-    printf '%-22s %10d %8.3f  %s\n' "$s $(label $s)" "$m" "$(echo "$m / $base" | bc -l)" "${results[$s]}"
+    printf '%-30s %10d %8.3f  %s\n' "$s $(label $s)" "$m" "$(echo "$m / $base" | bc -l)" "${results[$s]}"
 done
