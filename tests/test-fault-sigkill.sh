@@ -10,27 +10,29 @@ rounds=${FAULT_KILL_ROUNDS:-5}
 seed=${FAULT_KILL_SEED:-$RANDOM}
 echo "seed $seed"
 RANDOM=$seed
+# fresh_source: nbdkit 1.32 may abort when its client (the filter, killed
+# here) goes away with replies in flight; the source is not under test.
+fresh_source ()
+{
+    stop_server src KILL
+    start_server src -t 64 --filter=delay pattern 256M rdelay=1ms
+}
 start_server src -t 64 --filter=delay pattern 256M rdelay=1ms
 stress_args=(--log "$tmpdir/ops.log" --source pattern --block-size 64K --timeout 600)
 
 for i in $(seq $rounds); do
-    rm -f "$tmpdir/ready"
+    [ $i -eq 1 ] || fresh_source
     start_shadow sh src shadow-policy=sequential shadow-bandwidth=16M
-    ./shadow-stress -u "$(uri sh)" "${stress_args[@]}" -s $((seed + i)) \
+    stress_until_ready -u "$(uri sh)" "${stress_args[@]}" -s $((seed + i)) \
         --verify written --allow-disconnect --ready "$tmpdir/ready" \
-        -c 3 -n 100000000 --writes 50 --flushes 3 --no-reader > "$tmpdir/stress.out" 2>&1 &
-    stress=$!
-    for _ in $(seq 600); do
-        [ ! -e "$tmpdir/ready" ] && kill -0 $stress 2>/dev/null || break
-        sleep 0.1
-    done
-    [ -e "$tmpdir/ready" ] || { cat "$tmpdir/stress.out"; exit 1; }
+        -c 3 -n 100000000 --writes 50 --flushes 3 --no-reader
     sleep "0.$((RANDOM % 10))$((RANDOM % 10))"
     stop_server sh KILL
     wait $stress || { cat "$tmpdir/stress.out"; echo "round $i: FAILED"; exit 1; }
     echo "round $i: killed with about $(json_get "$tmpdir/sh.json" blocks_present 2>/dev/null || echo 0) blocks local: $(tail -1 "$tmpdir/stress.out")"
 done
 
+fresh_source
 start_shadow sh src shadow-policy=sequential
 wait_json "$tmpdir/sh.json" state complete 60
 ./shadow-stress -u "$(uri sh)" "${stress_args[@]}" -n 0 --verify all |
