@@ -16,6 +16,14 @@ time_us (void)
   return time_ns () / 1000;
 }
 
+uint64_t
+wall_us (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_REALTIME, &ts);
+  return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 struct timespec
 deadline_after_ms (clockid_t clock, unsigned ms)
 {

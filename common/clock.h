@@ -11,6 +11,10 @@
 /* CLOCK_MONOTONIC: never jumps with the wall clock. */
 extern uint64_t time_ns (void);
 extern uint64_t time_us (void);
+/* CLOCK_REALTIME, microseconds since the epoch: for timestamps other
+ * programs read (a recorded trace, the metadata store).
+ */
+extern uint64_t wall_us (void);
 
 /* clock's time now plus ms milliseconds, normalised (tv_nsec below one
  * second), for a timed wait on a condition variable using that clock.

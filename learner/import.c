@@ -3,11 +3,11 @@
  * line stops the import with "line N: reason". */
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "errbuf.h"
 #include "learner.h"
 #include "parse-number.h"
 
@@ -38,15 +38,7 @@ struct import_state {
 typedef int (*line_parser) (struct import_state *st, char **f, int nf,
                             char *err);
 
-static int
-fail (char *err, const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  vsnprintf (err, LEARNER_ERRLEN, fmt, ap);
-  va_end (ap);
-  return -1;
-}
+#define fail(err, ...) set_error (err, LEARNER_ERRLEN, __VA_ARGS__)
 
 static int
 split_fields (char *line, const char *seps, char **f)

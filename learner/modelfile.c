@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,6 +12,7 @@
 #include <openssl/sha.h>
 
 #include "blob.h"
+#include "errbuf.h"
 #include "model.h"
 #include "replace-file.h"
 
@@ -176,15 +176,7 @@ get_payload (struct blob_reader *r, struct model *m)
  * code using it assumes (a block size that is not a power of two made the
  * filter's block arithmetic corrupt its heap).  New fields join here. */
 
-static int
-invalid (char *why, const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  vsnprintf (why, LEARNER_ERRLEN, fmt, ap);
-  va_end (ap);
-  return -1;
-}
+#define invalid(why, ...) set_error (why, LEARNER_ERRLEN, __VA_ARGS__)
 
 static int
 is_probability (double p)

@@ -4,24 +4,16 @@
  */
 
 #include <ctype.h>
-#include <stdarg.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "errbuf.h"
 #include "metastore.h"
 
-static int __attribute__ ((format (printf, 2, 3)))
-fail (char *err, const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  vsnprintf (err, MS_ERRLEN, fmt, ap);
-  va_end (ap);
-  return -1;
-}
+#define fail(err, ...) set_error (err, MS_ERRLEN, __VA_ARGS__)
 
 static int
 parse_port (const char *s, int *port)

@@ -27,6 +27,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "clock.h"
 #include "shadow.h"
 #include "metastore.h"
 
@@ -86,14 +87,6 @@ static unsigned rate_pos;
 static uint64_t rate;
 static _Atomic uint64_t round_trips;
 static _Atomic bool up;
-
-static uint64_t
-wall_us (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_REALTIME, &ts);
-  return ts.tv_sec * UINT64_C (1000000) + ts.tv_nsec / 1000;
-}
 
 #define LOAD(x) ((uint64_t) atomic_load_explicit (&(x), memory_order_relaxed))
 

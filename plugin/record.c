@@ -17,12 +17,12 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
 #include <nbdkit-filter.h>
 
+#include "clock.h"
 #include "fullio.h"
 #include "shadow.h"
 
@@ -87,14 +87,6 @@ bool
 record_is_guest (const char *exportname)
 {
   return guest_export == NULL || strcmp (exportname, guest_export) == 0;
-}
-
-static uint64_t
-now_s (void)
-{
-  struct timespec ts;
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec;
 }
 
 /* Called with record_lock held. */
@@ -173,13 +165,9 @@ record_request (char op, uint64_t offset, uint32_t count)
   pthread_mutex_lock (&record_lock);
   if (atomic_load_explicit (&recording, memory_order_relaxed)) {
     /* The time is taken under the lock, so the file is in time order. */
-    struct timespec ts;
-    int len;
-    clock_gettime (CLOCK_REALTIME, &ts);
-    len = snprintf (record_buf + record_len, 64,
-                    "%" PRIu64 ",%c,%" PRIu64 ",%" PRIu32 "\n",
-                    (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000,
-                    op, offset, count);
+    int len = snprintf (record_buf + record_len, 64,
+                        "%" PRIu64 ",%c,%" PRIu64 ",%" PRIu32 "\n",
+                        wall_us (), op, offset, count);
     if (record_max && record_size + len > record_max) {
       /* The bound holds whole lines: this one is not kept. */
       atomic_store (&recording, false);
@@ -214,7 +202,7 @@ record_switchover (void)
   }
   pthread_mutex_lock (&record_lock);
   if (record_until_s == 0)
-    record_until_s = now_s () + record_after_s;
+    record_until_s = time_us () / 1000000 + record_after_s;
   pthread_mutex_unlock (&record_lock);
 }
 
@@ -228,7 +216,7 @@ record_flush (bool stop)
   if (record_fd >= 0) {
     if (record_len > 0)
       write_out ();
-    if (stop || (record_until_s && now_s () >= record_until_s)) {
+    if (stop || (record_until_s && time_us () / 1000000 >= record_until_s)) {
       atomic_store (&recording, false);
       if (close (record_fd) == -1)
         nbdkit_error ("shadow-record: %s: %m", record_file);

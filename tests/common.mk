@@ -15,3 +15,8 @@ TESTS += test-common-array
 check_PROGRAMS += test-common-array
 test_common_array_SOURCES = test-common-array.c
 test_common_array_LDADD = ../common/libcommon.la
+
+TESTS += test-common-errbuf
+check_PROGRAMS += test-common-errbuf
+test_common_errbuf_SOURCES = test-common-errbuf.c
+test_common_errbuf_LDADD = ../common/libcommon.la

@@ -20,12 +20,12 @@ check_PROGRAMS += test-metastore-address
 test_metastore_address_SOURCES = test-metastore-address.c
 test_metastore_address_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/metastore \
 	$(HIREDIS_CFLAGS)
-test_metastore_address_LDADD = ../metastore/libmetastore.la
+test_metastore_address_LDADD = ../metastore/libmetastore.la ../common/libcommon.la
 
 check_PROGRAMS += metastore-probe
 metastore_probe_SOURCES = metastore-probe.c
 metastore_probe_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/metastore \
 	$(HIREDIS_CFLAGS)
-metastore_probe_LDADD = ../metastore/libmetastore.la
+metastore_probe_LDADD = ../metastore/libmetastore.la ../common/libcommon.la
 
 EXTRA_DIST += redis-functions.sh $(REDIS_TESTS)

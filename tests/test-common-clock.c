@@ -1,5 +1,6 @@
 /* test-common-clock.c: common/clock.h.  The monotonic clock never goes
- * back and its two units agree; a deadline is the clock's time plus the
+ * back and its two units agree; wall_us is the wall clock in
+ * microseconds; a deadline is the clock's time plus the
  * delay, normalised (tv_nsec below one second, which
  * pthread_cond_timedwait requires: it fails with EINVAL otherwise).
  */
@@ -55,6 +56,14 @@ main (void)
         break;
       }
     }
+  }
+  {
+    /* Wall-clock microseconds, as a trace's timestamps. */
+    struct timespec a, b;
+    clock_gettime (CLOCK_REALTIME, &a);
+    uint64_t w = wall_us ();
+    clock_gettime (CLOCK_REALTIME, &b);
+    CHECK ((uint64_t) ts_ns (a) / 1000 <= w && w <= (uint64_t) ts_ns (b) / 1000);
   }
   {
     /* The other clock is the one asked for. */

@@ -46,6 +46,11 @@ test "$n" -gt 0 && test "$n" -le 1024
 top=$(rcli r ZREVRANGE "$key:predicted" 0 0)
 test "$top" -ge $((p - 64)) && test "$top" -lt $nblocks
 
+# The source goes away for a second and comes back: two events.
+stop_server src KILL
+sleep 1
+start_server src -r file "$tmpdir/src.img"
+
 wait_rcli r complete 20 HGET "$key:info" state
 # Every bit set, and no more: nblocks/8 bytes of 0xff.
 test "$(rcli r BITCOUNT "$key:coverage")" -eq $nblocks
@@ -60,7 +65,7 @@ echo "$pings round trips in $secs s for $nblocks blocks"
 test "$pings" -le $((3 + nblocks / 64 + secs + 4))
 test "$(info state)" = complete
 rcli r XRANGE "$key:events" - + > "$tmpdir/events"
-for t in started complete switchover; do
+for t in started source-lost source-back complete switchover; do
     grep -qx "$t" "$tmpdir/events" || { echo "no $t event"; cat "$tmpdir/events"; exit 1; }
 done
 

@@ -12,6 +12,10 @@
 # each round and its median reported.
 #
 #   cd tests && bench/bench-engine-copy.sh [SIZE] [ROUNDS]  (default 1G 5)
+#
+# BASELINE_FILTER=/other/build/plugin/.libs/nbdkit-shadow-filter.so adds
+# the engine cases again with that build of the filter (before and after
+# a change, in the same rounds).
 source "$(dirname "$0")/../functions.sh"
 source "$(dirname "$0")/../redis-functions.sh"
 requires nbdcopy --version
@@ -51,7 +55,7 @@ run_engine ()
     local stats= t2=
     rm -f "$tmpdir/sh.img" "$tmpdir/sh.state" "$tmpdir/sh.json" "$tmpdir/sh.sock"
     t0=$(now) t1=
-    /usr/bin/nbdkit -f -U "$tmpdir/sh.sock" --filter="$FILTER" nbd socket="$tmpdir/src.sock" \
+    /usr/bin/nbdkit -f -U "$tmpdir/sh.sock" --filter="${engine_filter:-$FILTER}" nbd socket="$tmpdir/src.sock" \
         shadow-file="$tmpdir/sh.img" shadow-state="$tmpdir/sh.state" \
         shadow-stats="$tmpdir/sh.json" "$@" >"$tmpdir/sh.log" 2>&1 &
     pid=$!
@@ -70,6 +74,8 @@ run_engine ()
         *redis_round_trips*) json_get "$tmpdir/sh.json" redis_round_trips >> "$tmpdir/trips" ;;
     esac
 }
+
+run_engine_baseline () { engine_filter="$BASELINE_FILTER" run_engine "$@"; }
 
 run_cache ()
 {
@@ -95,6 +101,11 @@ cases=("run_nbdcopy"
        "run_engine shadow-connections=2"
        "run_engine shadow-redis=unix:$tmpdir/r.redis shadow-id=bench"
        "run_cache")
+if [ -n "${BASELINE_FILTER:-}" ]; then
+    names+=("shadow engine (defaults), baseline build"
+            "shadow engine shadow-connections=2, baseline build")
+    cases+=("run_engine_baseline" "run_engine_baseline shadow-connections=2")
+fi
 
 # times.I: case I's seconds, one line per round (times.Id: the engine's
 # until durable); ratios.I: over nbdcopy's in the same round.

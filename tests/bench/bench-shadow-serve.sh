@@ -9,6 +9,10 @@
 #
 #   cd tests && bench/bench-shadow-serve.sh
 #   SIZE=1G ROUNDS=3 RUNTIME=10 bench/bench-shadow-serve.sh
+#
+# BASELINE_FILTER=/other/build/plugin/.libs/nbdkit-shadow-filter.so adds
+# a shadow served by that build of the filter (before and after a
+# change, in the same rounds).
 source "$(dirname "$0")/../functions.sh"
 source "$(dirname "$0")/../redis-functions.sh"
 requires fio --version
@@ -28,6 +32,11 @@ start_shadow shadow src shadow-policy=none
 start_redis r
 start_shadow redis src shadow-policy=none shadow-redis=unix:$tmpdir/r.redis \
     shadow-id=bench
+servers="file shadow redis cache"
+if [ -n "${BASELINE_FILTER:-}" ]; then
+    FILTER="$BASELINE_FILTER" start_shadow baseline src shadow-policy=none
+    servers="file shadow baseline redis cache"
+fi
 # The cache filter's hit path: same source, same nbd plugin below.
 TMPDIR="$tmpdir" start_server cache --filter=cache nbd socket="$tmpdir/src.sock"
 
@@ -37,6 +46,10 @@ nbdcopy "$(uri redis)" null:
 nbdcopy "$(uri cache)" null:
 wait_json "$tmpdir/shadow.json" state complete
 wait_json "$tmpdir/redis.json" state complete
+if [ -n "${BASELINE_FILTER:-}" ]; then
+    nbdcopy "$(uri baseline)" null:
+    wait_json "$tmpdir/baseline.json" state complete
+fi
 
 iops ()
 {
@@ -50,7 +63,7 @@ iops ()
 
 declare -A results
 for r in $(seq $rounds); do
-    for s in file shadow redis cache; do
+    for s in $servers; do
         v=$(iops $s)
         echo "round $r: $s $v IOPS"
         results[$s]="${results[$s]:-} $v"
@@ -59,13 +72,13 @@ done
 # The shadow must still be served locally (nothing fetched meanwhile).
 echo "shadow stats: $(cat "$tmpdir/shadow.json")"
 
-label () { case $1 in file) echo plugin;; shadow|cache) echo filter;; redis) echo "filter, Redis mirror";; esac; }
+label () { case $1 in file) echo plugin;; shadow|cache) echo filter;; redis) echo "filter, Redis mirror";; baseline) echo "filter, baseline build";; esac; }
 median () { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 base=$(echo ${results[file]} | median)
 echo
 echo "4K random read, fio nbd engine, iodepth 32, $size, $rounds x ${runtime}s (median)"
-printf '%-30s %10s %8s   %s\n' server IOPS ratio rounds
-for s in file shadow redis cache; do
+printf '%-32s %10s %8s   %s\n' server IOPS ratio rounds
+for s in $servers; do
     m=$(echo ${results[$s]} | median)
-    printf '%-30s %10d %8.3f  %s\n' "$s $(label $s)" "$m" "$(echo "$m / $base" | bc -l)" "${results[$s]}"
+    printf '%-32s %10d %8.3f  %s\n' "$s $(label $s)" "$m" "$(echo "$m / $base" | bc -l)" "${results[$s]}"
 done
