@@ -130,6 +130,7 @@ struct op {
   int error;
   bool completed;
   uint64_t sent_us, done_us, seq;
+  unsigned tries;               /* OP_VERIFY: sent this many times */
   char *buf;
   struct demand *demand;        /* OP_READ, and OP_MAP asked by a caller */
   unsigned nclaims;

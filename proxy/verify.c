@@ -8,13 +8,36 @@
  * (engine_set_identity), a connection that comes up reads the samples of
  * identity.h before it carries anything, and goes into use only if they
  * hash to the same fingerprint.  Otherwise it is closed and retried with
- * the usual backoff: the right disk may come back.  Engine thread only.
+ * the usual backoff: the right disk may come back.  A sample the source
+ * fails to read is asked again a few times on the same connection (a
+ * flaky source would hardly ever answer 17 reads in a row).  Engine
+ * thread only.
  */
+
+#define VERIFY_TRIES 8
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine-internal.h"
+
+static void
+send_sample (struct conn *c, uint64_t offset, uint32_t count, char *buf,
+             unsigned tries)
+{
+  struct op *op = op_new (c->e, OP_VERIFY, 0);
+  if (op == NULL) {
+    c->verify_failed = true;
+    return;
+  }
+  op->offset = offset;
+  op->count = count;
+  op->buf = buf;
+  op->seq = c->attempt;
+  op->tries = tries;
+  c->verify_pending++;
+  op_send (c, op);              /* may close c: the op still comes back */
+}
 
 /* Read the samples on c; it stays out of use until they are in. */
 void
@@ -35,18 +58,9 @@ verify_start (struct conn *c)
     return;
   }
   for (unsigned i = 0; i < e->nsamples && c->nbd; i++) {
-    struct op *op = op_new (e, OP_VERIFY, 0);
-    if (op == NULL) {
-      c->verify_failed = true;
-      break;
-    }
-    op->offset = e->samples[i].offset;
-    op->count = e->samples[i].length;
-    op->buf = c->verify_buf + off;
-    op->seq = c->attempt;
-    off += op->count;
-    c->verify_pending++;
-    op_send (c, op);            /* may close c: the op still comes back */
+    send_sample (c, e->samples[i].offset, e->samples[i].length,
+                 c->verify_buf + off, 1);
+    off += e->samples[i].length;
   }
   if (c->verify_pending == 0 && c->state == CONN_VERIFYING)
     conn_down (c, "cannot read its fingerprint");
@@ -61,9 +75,12 @@ verify_done (struct engine *e, struct op *op)
 
   if (op->seq != c->attempt || c->state != CONN_VERIFYING)
     return;                     /* a connection that is gone already */
-  if (op->error)
+  c->verify_pending--;
+  if (op->error && !lost_connection (op) && op->tries < VERIFY_TRIES)
+    send_sample (c, op->offset, op->count, op->buf, op->tries + 1);
+  else if (op->error)
     c->verify_failed = true;
-  if (--c->verify_pending > 0)
+  if (c->verify_pending > 0 || c->state != CONN_VERIFYING)
     return;
   if (c->verify_failed) {
     conn_down (c, "cannot read its fingerprint");

@@ -13,8 +13,16 @@ INTEGRITY_TESTS = \
 	test-shadow-start-retry.sh \
 	test-shadow-stop.sh
 
+# Under valgrind only those that do not hinge on timing.
+INTEGRITY_VALGRIND_TESTS = \
+	test-shadow-lock.sh \
+	test-shadow-symlink.sh \
+	test-shadow-state-corrupt.sh \
+	test-shadow-lost-data.sh \
+	test-shadow-source-identity.sh
+
 TESTS += $(INTEGRITY_TESTS)
-VALGRIND_TESTS += $(INTEGRITY_TESTS)
+VALGRIND_TESTS += $(INTEGRITY_VALGRIND_TESTS)
 EXTRA_DIST += $(INTEGRITY_TESTS)
 
 # The state file's rules, without nbdkit: the filter's own code linked

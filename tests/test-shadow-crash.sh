@@ -23,15 +23,9 @@ for i in $(seq $rounds); do
     rm -f "$tmpdir/sh.log" "$tmpdir/ready"
     start_shadow sh src shadow-block-size=16K shadow-policy=none
     # Verifies what the earlier rounds flushed, then writes until killed.
-    ./shadow-stress -u "$(uri sh)" "${stress_args[@]}" -s $((seed + i)) \
+    stress_until_ready -u "$(uri sh)" "${stress_args[@]}" -s $((seed + i)) \
         --verify written --allow-disconnect --ready "$tmpdir/ready" \
-        -c 3 -n 100000000 --writes 70 --flushes 3 --no-reader > "$tmpdir/stress.out" 2>&1 &
-    stress=$!
-    for _ in $(seq 600); do
-        [ ! -e "$tmpdir/ready" ] && kill -0 $stress 2>/dev/null || break
-        sleep 0.1
-    done
-    [ -e "$tmpdir/ready" ] || { cat "$tmpdir/stress.out"; exit 1; }
+        -c 3 -n 100000000 --writes 70 --flushes 3 --no-reader
     # Kill at a random point 0.2 .. 1.5 s into the run.
     sleep "$(printf '0.%03d' $((RANDOM % 1000)))"
     sleep "0.$((2 + RANDOM % 3))"

@@ -23,13 +23,20 @@ h.flush()'
 
     t0=$(date +%s%N)
     kill -TERM $pid_sh
-    for _ in $(seq 400); do kill -0 $pid_sh 2>/dev/null || break; sleep 0.1; done
+    # The waiting read fails at once, and nbdkit exits.
+    for _ in $(seq 400); do kill -0 $reader 2>/dev/null || break; sleep 0.1; done
     ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-    echo "source $1: stopped in $ms ms"
-    if kill -0 $pid_sh 2>/dev/null || [ $ms -gt 5000 ]; then
+    echo "source $1: the waiting read ended $ms ms after SIGTERM"
+    if kill -0 $reader 2>/dev/null || [ $ms -gt 5000 ]; then
         echo "FAIL: SIGTERM waited for the source ($1, $ms ms)"; exit 1
     fi
     wait $reader 2>/dev/null || :
+    for _ in $(seq 400); do kill -0 $pid_sh 2>/dev/null || break; sleep 0.1; done
+    ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    echo "source $1: nbdkit stopped $ms ms after SIGTERM"
+    if kill -0 $pid_sh 2>/dev/null || [ $ms -gt 5000 ]; then
+        echo "FAIL: SIGTERM waited for the source ($1, $ms ms)"; exit 1
+    fi
     # nbdkit 1.32 may abort when its client (the filter) goes away with
     # a reply in flight: a fresh source for the restart.
     [ $1 = kill ] || { kill -CONT $pid_src; stop_server src KILL; }
