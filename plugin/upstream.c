@@ -449,12 +449,14 @@ upstream_stats (FILE *fp)
   fprintf (fp, ", \"source\": \"%s\", \"reconnects\": %" PRIu64
            ", \"hole_blocks\": %" PRIu64 ", \"pull_window\": %" PRIu64
            ", \"min_rtt_us\": %" PRIu64 ", \"paused\": %s"
-           ", \"bandwidth_limit\": %" PRIu64,
+           ", \"bandwidth_limit\": %" PRIu64
+           ", \"pull_bytes_under_demand\": %" PRIu64,
            state, st.reconnects,
            st.hole_blocks,
            st.window_bytes,
            st.min_rtt_us == UINT64_MAX ? 0 : st.min_rtt_us,
-           engine && st.paused ? "true" : "false", engine ? st.bandwidth : 0);
+           engine && st.paused ? "true" : "false", engine ? st.bandwidth : 0,
+           st.pull_bytes_under_demand);
 }
 
 /* Called by the housekeeping thread: once every block is PRESENT, persist that

@@ -74,6 +74,13 @@
  */
 #define WRITERS 1
 
+/* After the last demand read of a burst is answered, pulls wait this
+ * fraction of the smallest pull round trip before they go again: a
+ * guest's stalls come in bursts (a file read, a program started), and
+ * the next demand of the burst then finds the link clear.
+ */
+#define DEMAND_HOLD_FRACTION 2
+
 /* Block status questions in flight at once while the source is mapped
  * before the copy: each is a round trip to the source.
  */
@@ -152,6 +159,7 @@ struct engine {
   ev_timer pace;                /* the bandwidth cap's wait */
   ev_timer rescan;              /* the wait before another sweep pass */
   ev_idle more;                 /* more holes to mark: run fill again */
+  ev_timer hold;                /* the end of the hold after demand reads */
   pthread_t thread;
   bool thread_started;
   pthread_t writers[WRITERS];
@@ -180,12 +188,16 @@ struct engine {
   /* Published counters (relaxed: statistics). */
   _Atomic bool connected;
   _Atomic uint64_t reconnects, hole_blocks, window_bytes, min_rtt_us;
+  /* Pull bytes sent while a demand read waited or was in flight. */
+  _Atomic uint64_t pull_bytes_under_demand;
   _Atomic bool paused;          /* no new pulls are sent; demands are */
   _Atomic uint64_t cap;
 
   /* Engine thread only. */
   struct demand *queue, **queue_tail;   /* demands waiting for a connection */
   struct op *done;
+  unsigned demands_inflight;    /* demand reads sent, not answered yet */
+  uint64_t hold_until_us;       /* no pulls sent before this */
   bool pulling;
   struct engine_order *order;
   uint64_t sweep_pos;
@@ -244,6 +256,7 @@ extern void prepare_cb (struct ev_loop *loop, ev_prepare *w, int revents);
 extern void pace_cb (struct ev_loop *loop, ev_timer *w, int revents);
 extern void rescan_cb (struct ev_loop *loop, ev_timer *w, int revents);
 extern void more_cb (struct ev_loop *loop, ev_idle *w, int revents);
+extern void hold_cb (struct ev_loop *loop, ev_timer *w, int revents);
 
 /* conn.c */
 extern struct nbd_handle *handle_new (struct engine *e);

@@ -205,8 +205,9 @@ engine_open (const struct engine_source *src, const struct engine_params *params
   ev_timer_init (&e->pace, pace_cb, 0, 0);
   ev_timer_init (&e->rescan, rescan_cb, RESCAN_MS / 1000.0, 0);
   ev_idle_init (&e->more, more_cb);
+  ev_timer_init (&e->hold, hold_cb, 0, 0);
   e->wake.data = e->prepare.data = e->pace.data = e->rescan.data = e;
-  e->more.data = e;
+  e->more.data = e->hold.data = e;
   ev_async_start (e->loop, &e->wake);
   ev_prepare_start (e->loop, &e->prepare);
   for (unsigned i = 0; i < e->nconns; i++)
@@ -376,6 +377,8 @@ engine_get_stats (struct engine *e, struct engine_stats *st)
   st->min_rtt_us = atomic_load_explicit (&e->min_rtt_us, memory_order_relaxed);
   st->paused = atomic_load_explicit (&e->paused, memory_order_relaxed);
   st->bandwidth = atomic_load_explicit (&e->cap, memory_order_relaxed);
+  st->pull_bytes_under_demand =
+    atomic_load_explicit (&e->pull_bytes_under_demand, memory_order_relaxed);
 }
 
 void

@@ -109,6 +109,7 @@ struct engine_stats {
   uint64_t min_rtt_us;            /* smallest pull latency seen lately */
   bool paused;                    /* engine_set_paused */
   uint64_t bandwidth;             /* the pull cap now, bytes/s; 0: none */
+  uint64_t pull_bytes_under_demand; /* pulls sent while a demand read was out */
 };
 
 /* Connect to the source (synchronously, in the calling thread) and

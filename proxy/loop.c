@@ -60,6 +60,8 @@ dispatch_demands (struct engine *e)
     op->offset = d->offset;
     op->count = d->count;
     op->buf = d->buf;
+    if (op->kind == OP_READ)
+      e->demands_inflight++;
     op_send (c, op);
   }
 }
@@ -147,6 +149,47 @@ first_map_done (struct engine *e, struct op *op, bool lost)
   }
 }
 
+/* Demand priority on a shared link.  A pull sent while a demand read
+ * is on its way reaches the source's link with it and takes its share
+ * of it (a FIFO link puts it ahead of the next demand; nbdkit's rate
+ * filter hands its tokens to whichever request asks next), so no pull
+ * is sent while a demand read waits or is in flight, nor for a moment
+ * after the last one is answered.  What was in flight already is all
+ * a demand read can find ahead of it: the pacer keeps that near the
+ * link's bandwidth-delay product.
+ */
+static void
+demand_read_done (struct engine *e)
+{
+  if (--e->demands_inflight == 0 && e->pacer.min_rtt_us != UINT64_MAX)
+    e->hold_until_us = time_us () + e->pacer.min_rtt_us / DEMAND_HOLD_FRACTION;
+}
+
+/* Whether pulls must wait for demand reads now; if only for the hold
+ * after them, the hold timer wakes the loop when it ends.
+ */
+static bool
+held_for_demand (struct engine *e)
+{
+  uint64_t now;
+
+  if (e->queue || e->demands_inflight)
+    return true;
+  if ((now = time_us ()) >= e->hold_until_us)
+    return false;
+  if (!ev_is_active (&e->hold)) {
+    ev_timer_set (&e->hold, (e->hold_until_us - now) / 1e6, 0);
+    ev_timer_start (e->loop, &e->hold);
+  }
+  return true;
+}
+
+/* The hold ended: the prepare watcher sends pulls again. */
+void
+hold_cb (struct ev_loop *loop, ev_timer *w, int revents)
+{
+}
+
 /* Settling what completed. */
 
 /* Takes op: its data goes to the writers; errors are cheap to settle
@@ -209,6 +252,8 @@ process_done (struct engine *e)
     }
     if (op->kind == OP_MAP)
       finish_map (e, op);
+    if (op->kind == OP_READ)
+      demand_read_done (e);
     /* A demand that lost its connection goes again, unless its caller
      * gave up or the engine is stopping.
      */
@@ -339,6 +384,9 @@ pull_next (struct engine *e, struct conn *c, unsigned *hole_budget)
   }
   if (op == NULL)
     return false;
+  if (e->demands_inflight || e->queue)
+    atomic_fetch_add_explicit (&e->pull_bytes_under_demand, op->count,
+                               memory_order_relaxed);
   e->pulls_inflight++;
   e->pull_bytes_inflight += op->count;
   op->seq = pacer_sent (&e->pacer, op->count, time_us ());
@@ -385,6 +433,8 @@ fill (struct engine *e)
   if (e->mapping)
     map_fill (e);
   if (!e->pulling || atomic_load_explicit (&e->paused, memory_order_relaxed))
+    return;
+  if (held_for_demand (e))
     return;
   while (e->pulls_inflight < e->params.inflight &&
          e->pull_bytes_inflight < e->pacer.window) {

@@ -7,3 +7,7 @@ test_blockmap_SOURCES = test-blockmap.c ../plugin/blockmap.c ../plugin/fetch.c
 test_blockmap_LDADD = ../common/libcommon.la -lpthread
 EXTRA_DIST += bench/bench-shadow-write.sh
 EXTRA_DIST += bench/bench-folio-writes.sh
+
+# Demand priority on a link shared with the background copy.
+TESTS += test-engine-demand-priority.sh
+EXTRA_DIST += test-engine-demand-priority.sh
