@@ -11,3 +11,4 @@ EXTRA_DIST += bench/bench-folio-writes.sh
 # Demand priority on a link shared with the background copy.
 TESTS += test-engine-demand-priority.sh
 EXTRA_DIST += test-engine-demand-priority.sh
+EXTRA_DIST += bench/bench-demand-latency.sh

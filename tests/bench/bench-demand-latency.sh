@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Benchmark (on demand, not part of make check): what background pulls
+# cost a guest's demand reads, on three links, against the same link
+# with nothing else on it, in the same run.
+#
+# Source: nbdkit's pattern plugin (-t 64), over a unix socket as it is,
+# or behind --filter=delay --filter=rate (rdelay per read, rate in
+# bits/s, the rate filter's bucket BURSTINESS seconds).  Per link:
+#   idle     shadow-policy=none: demand reads only, the floor;
+#   pulling  shadow-policy=sequential: first UTIL_SECS with no guest
+#            reads, which gives the link's use by the pulls alone (MB/s,
+#            and % of the rate), then the same demand reads.
+# The guest reads READS random 4K pieces of distinct blocks of the
+# upper half (not pulled yet during the run), GAP_MS apart, one at a
+# time; latency p50, p99 and mean, and pulling / idle.  Also against
+# "floor": rdelay + one block's transfer at the rate, what an idle link
+# costs a demand fetch.  The rate filter's bucket lets an idle spell's
+# tokens through at once: unless BURSTINESS holds less than a block
+# (and then the filter loses tokens, serving big requests at a fraction
+# of the rate), an idle-link read there pays for no transfer at all.
+#
+#   cd tests && flock /tmp/nbdshadow-bench.lock bench/bench-demand-latency.sh
+#   READS=200 LINKS="unix 1G:1ms 100M:5ms" BURSTINESS=0.01 \
+#       SHADOW_PARAMS="shadow-inflight=64" bench/bench-demand-latency.sh
+source "$(dirname "$0")/../functions.sh"
+requires /usr/bin/python3 -c 'import nbd'
+
+reads=${READS:-200}
+links=${LINKS:-"unix 1G:1ms 100M:5ms"}
+burstiness=${BURSTINESS:-0.01}
+util_secs=${UTIL_SECS:-4}
+
+cat > "$tmpdir/reader.py" <<'PY'
+# READS random 4K reads, one per block of the upper half, GAP_MS apart.
+import nbd, random, sys, time
+uri, n, gap, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+h = nbd.NBD(); h.connect_uri(uri)
+size = h.get_size(); block = 65536
+rng = random.Random(1)
+blocks = rng.sample(range(size // block // 2, size // block), n + 1)
+h.pread(4096, blocks.pop() * block)     # the first one also waits for the mapping
+lat = []
+for b in blocks:
+    t0 = time.monotonic()
+    h.pread(4096, b * block + rng.randrange(0, block - 4096, 512))
+    lat.append((time.monotonic() - t0) * 1000)
+    time.sleep(gap / 1000)
+lat.sort()
+pct = lambda p: lat[min(len(lat) - 1, int(p / 100 * len(lat)))]
+with open(out, "w") as f:
+    f.write("%.2f %.2f %.2f\n" % (pct(50), pct(99), sum(lat) / len(lat)))
+PY
+
+# stat NAME KEY: a field of the shadow's stats file.
+stat () { json_get "$tmpdir/$1.json" "$2"; }
+
+# sample NAME: "TIME BYTES_PULLED" from the next rewrite of its stats
+# file (once a second), TIME being when it was written.
+sample ()
+{
+    local f="$tmpdir/$1.json" m
+    m=$(date -r "$f" +%s.%N)
+    while [ "$(date -r "$f" +%s.%N)" = "$m" ]; do sleep 0.05; done
+    echo "$(date -r "$f" +%s.%N) $(stat "$1" bytes_pulled)"
+}
+
+printf "demand latency (ms), %s reads of 4K one at a time; burstiness %s s\n" \
+    "$reads" "$burstiness"
+printf "%-10s %7s %7s %7s  %7s %7s %7s  %6s %6s  %6s %6s %6s  %8s %6s %8s\n" link \
+    "idle50" "idle99" "idlemn" "pull50" "pull99" "pullmn" "x p50" "x mean" \
+    "floor" "f p50" "f mean" "pull MB/s" "use %" "window K"
+for link in $links; do
+    l=${link//[:.]/_}
+    if [ "$link" = unix ]; then
+        size=16G gap=5 bits=0 warm=0.5 secs=2 floor=0
+        start_server "src_$l" -t 64 pattern $size
+    else
+        rate=${link%%:*} delay=${link#*:}
+        bits=$(numfmt --from=si "$rate")
+        # Big enough that the sweep stays in the lower half for the run.
+        size=$(( bits / 8 * 40 / 1024 / 1024 / 1024 + 1 ))G
+        gap=$(( ${delay%ms} * 10 )) warm=2 secs=$util_secs
+        floor=$(echo "${delay%ms} + 65536 * 8 * 1000 / $bits" | bc -l)
+        start_server "src_$l" -t 64 --filter=delay --filter=rate \
+            pattern $size rdelay=$delay rate=$bits burstiness=$burstiness
+    fi
+    for c in idle pulling; do
+        n=${c}_$l
+        policy=none
+        [ $c = pulling ] && policy=sequential
+        start_shadow "$n" "src_$l" shadow-policy=$policy ${SHADOW_PARAMS:-}
+        if [ $c = pulling ]; then
+            wait_json "$tmpdir/$n.json" state copying
+            sleep $warm                 # the pacer's start
+            read -r t0 p0 < <(sample "$n")
+            sleep "$secs"
+            read -r t1 p1 < <(sample "$n")
+            mbs=$(echo "($p1 - $p0) / ($t1 - $t0) / 1000000" | bc -l)
+            use=-
+            [ "$bits" -gt 0 ] && use=$(printf "%.1f" "$(echo "$mbs * 800000000 / $bits" | bc -l)")
+            window=$(( $(stat "$n" pull_window) / 1024 ))
+        fi
+        /usr/bin/python3 "$tmpdir/reader.py" "$(uri "$n")" "$reads" "$gap" \
+            "$tmpdir/$c.lat"
+        stop_server "$n"
+    done
+    stop_server "src_$l"
+    read -r i50 i99 imn < "$tmpdir/idle.lat"
+    read -r p50 p99 pmn < "$tmpdir/pulling.lat"
+    fp50=- fmn=-
+    if [ "$bits" -gt 0 ]; then
+        fp50=$(printf "%.2f" "$(echo "$p50 / $floor" | bc -l)")
+        fmn=$(printf "%.2f" "$(echo "$pmn / $floor" | bc -l)")
+    fi
+    printf "%-10s %7s %7s %7s  %7s %7s %7s  %6.2f %6.2f  %6.2f %6s %6s  %8.2f %6s %8s\n" \
+        "$link" "$i50" "$i99" "$imn" "$p50" "$p99" "$pmn" \
+        "$(echo "$p50 / $i50" | bc -l)" "$(echo "$pmn / $imn" | bc -l)" \
+        "$floor" "$fp50" "$fmn" "$mbs" "$use" "$window"
+done
