@@ -12,7 +12,9 @@
 # The peer is the file plugin on a copy of the source written in 4K
 # pieces (a file the guest wrote itself), over the same range as each
 # shadow case.  Cases run interleaved round by round; the ratio to the
-# file plugin is taken within each round, and its median reported.
+# file plugin is taken within each round, and its median reported; and
+# the server's CPU time per request (its user + system time over fio's
+# requests), which a loaded machine disturbs far less than IOPS.
 #
 #   cd tests && bench/bench-shadow-write.sh
 #   SIZE=1G ROUNDS=3 RUNTIME=5 bench/bench-shadow-write.sh
@@ -46,17 +48,29 @@ echo "making the lower half of 'copying' local ..."
 fio --name=fill --ioengine=nbd --uri="$(uri copying)" --rw=read --bs=1M \
     --iodepth=8 --size="$half" --output=/dev/null
 
-# fio SERVER WORKLOAD RANGE: the write IOPS.
+# cpu_ticks PID: the user + system CPU time of a process, in ticks.
+cpu_ticks () { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+# fio SERVER WORKLOAD RANGE: the write IOPS, and the server's CPU time
+# per request (us): on a shared machine the IOPS of one round swing with
+# the load, what the server spends on a request much less.
 fio_iops ()
 {
-    local rw=$2 bs=4k
+    local rw=$2 bs=4k pid c0
     case $2 in seqwrite) rw=write bs=1M ;; esac
+    eval "pid=\$pid_$1"
+    c0=$(cpu_ticks "$pid")
     fio --name=w --ioengine=nbd --uri="$(uri $1)" --rw=$rw --bs=$bs \
         --iodepth=32 --size="$3" --runtime="$runtime" --time_based \
         --norandommap --randrepeat=0 --output-format=json \
         --output="$tmpdir/fio.json" >/dev/null
-    python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["jobs"][0]["write"]["iops"]))' \
-        "$tmpdir/fio.json"
+    python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"][0]
+ios = j["read"]["total_ios"] + j["write"]["total_ios"]
+print(int(j["write"]["iops"]), "%.2f" % ((int(sys.argv[3]) - int(sys.argv[2])) * 1e6 / int(sys.argv[4]) / ios))' \
+        "$tmpdir/fio.json" "$c0" "$(cpu_ticks "$pid")" "$hz"
 }
 
 workloads="randwrite randrw seqwrite"
@@ -65,10 +79,10 @@ for r in $(seq "$rounds"); do
         for c in $shadows; do
             range=$bytes
             [ $c = copying ] && range=$half
-            f=$(fio_iops file $w $range)
-            s=$(fio_iops $c $w $range)
-            echo "round $r: $w $c $s file $f"
-            echo "$s $f" >> "$tmpdir/$w.$c"
+            read -r f fcpu < <(fio_iops file $w $range)
+            read -r s scpu < <(fio_iops $c $w $range)
+            echo "round $r: $w $c $s ($scpu us CPU/req) file $f ($fcpu)"
+            echo "$s $f $scpu $fcpu" >> "$tmpdir/$w.$c"
         done
     done
 done
@@ -79,13 +93,19 @@ echo "copying: $(cat "$tmpdir/copying.json")"
 median () { sort -n | awk '{ a[NR] = $1 } END { printf "%.3f", a[int((NR + 1) / 2)] }'; }
 echo
 echo "write IOPS, fio nbd engine, iodepth 32, $size, $rounds x ${runtime}s interleaved (median ratio)"
-printf '%-10s %-8s %9s %9s %8s   %s\n' workload shadow IOPS file ratio "ratios by round"
+echo "CPU us: the server's per request; CPU x: file's / shadow's (above 1: the shadow costs less)"
+printf '%-10s %-8s %9s %9s %8s %8s %8s %6s   %s\n' workload shadow IOPS file ratio \
+    "CPU us" "file us" "CPU x" "ratios by round"
 for w in $workloads; do
     for c in $shadows; do
         s=$(awk '{ print $1 }' "$tmpdir/$w.$c" | median)
         f=$(awk '{ print $2 }' "$tmpdir/$w.$c" | median)
+        sc=$(awk '{ print $3 }' "$tmpdir/$w.$c" | median)
+        fc=$(awk '{ print $4 }' "$tmpdir/$w.$c" | median)
         ratios=$(awk '{ printf "%.2f ", $1 / $2 }' "$tmpdir/$w.$c")
         m=$(awk '{ print $1 / $2 }' "$tmpdir/$w.$c" | median)
-        printf '%-10s %-8s %9.0f %9.0f %8s   %s\n' $w $c "$s" "$f" "$m" "$ratios"
+        mc=$(awk '{ print $4 / $3 }' "$tmpdir/$w.$c" | median)
+        printf '%-10s %-8s %9.0f %9.0f %8s %8s %8s %6s   %s\n' $w $c "$s" "$f" "$m" \
+            "$sc" "$fc" "$mc" "$ratios"
     done
 done
