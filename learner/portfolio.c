@@ -31,7 +31,7 @@ static const float candidates[][NSTRATEGIES] = {
   { [FA] = 3, [R] = 1, [S] = 4 },
   { [FA] = 1, [R] = 1, [S] = 4 },
   { [FA] = 1, [R] = 3, [S] = 12 },
-  { [FQ] = 1, [R] = 1, [S] = 4 },
+  { [FA] = 1, [FQ] = 1 },
 };
 #define NCANDIDATES (sizeof candidates / sizeof candidates[0])
 
@@ -51,6 +51,11 @@ portfolio_default (struct model *m)
     memcpy (m->blend[k], candidates[0], sizeof m->blend[k]);
 }
 
+/* A few stalls more or less out of thousands of requests tell the
+ * candidates apart no better than chance: stalls are compared with this
+ * fraction of the future's requests added to both sides. */
+#define NOISE_SHARE 0.01
+
 /* Add to COST each candidate's stalls relative to the best candidate's,
  * replaying FUTURE after HISTORY with model M, at every ratio. */
 static int
@@ -65,6 +70,7 @@ score_scenario (struct model *m, const struct trace *history,
     };
     struct sim_scenario sc;
     double stalls[NCANDIDATES], least = INFINITY;
+    double noise = 1 + NOISE_SHARE * (double) future->n;
 
     if (sim_prepare (&sc, history, future, &cfg, err) == -1)
       return -1;
@@ -82,7 +88,7 @@ score_scenario (struct model *m, const struct trace *history,
     }
     sim_scenario_free (&sc);
     for (size_t c = 0; c < NCANDIDATES; c++)
-      cost[c] += (stalls[c] + 1) / (least + 1);
+      cost[c] += (stalls[c] + noise) / (least + noise);
   }
   return 0;
 }

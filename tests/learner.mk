@@ -12,6 +12,7 @@ LEARNER_TESTS = \
 	test-learner-model.sh \
 	test-simulate-policies.sh \
 	test-simulate-determinism.sh \
+	test-train-portfolio.sh \
 	test-replay.sh
 
 TESTS += $(LEARNER_TESTS) test-order test-seqmodel test-bandit test-adapt
