@@ -22,7 +22,9 @@
 #   cd tests && flock /tmp/nbdshadow-bench.lock bench/bench-demand-latency.sh
 #   READS=200 LINKS="unix 1G:1ms 100M:5ms" BURSTINESS=0.01 \
 #       SHADOW_PARAMS="shadow-inflight=64" bench/bench-demand-latency.sh
+# SHADOW_FILTER=path/to/nbdkit-shadow-filter.so: measure that build.
 source "$(dirname "$0")/../functions.sh"
+FILTER=${SHADOW_FILTER:-$FILTER}
 requires /usr/bin/python3 -c 'import nbd'
 
 reads=${READS:-200}
