@@ -104,12 +104,14 @@ note_full (void)
 
   /* The pulls in flight when the file system filled up all fail: one
    * pause for them, longer only when a pull after a pause fails too.
+   * Full again within a pause (a write fit in between, note_space) is
+   * full all the same: without the flag the pulls would not wait.
    */
-  if (time_us () < atomic_load (&full_until_us))
-    return;
-  atomic_store (&full_backoff_us,
-                next < FULL_BACKOFF_MAX_US ? next : FULL_BACKOFF_MAX_US);
-  atomic_store (&full_until_us, time_us () + atomic_load (&full_backoff_us));
+  if (time_us () >= atomic_load (&full_until_us)) {
+    atomic_store (&full_backoff_us,
+                  next < FULL_BACKOFF_MAX_US ? next : FULL_BACKOFF_MAX_US);
+    atomic_store (&full_until_us, time_us () + atomic_load (&full_backoff_us));
+  }
   if (!atomic_exchange (&shadow.disk_full, true))
     nbdkit_error ("shadow-file: %s: its file system is full: the background "
                   "copy pauses, guest reads of blocks not yet local are served "
