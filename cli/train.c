@@ -20,8 +20,10 @@ usage (FILE *fp)
 "Fit the access predictor on the canonical trace HIST.csv: per-block and\n"
 "per-region libsvm rankers, the delta sequence models (n-gram and GRU;\n"
 "the better one on the history's last fifth is used online), and the\n"
-"blend of pull strategies for a dense and for a sparse source (scored by\n"
-"replaying the history's second half against a model of its first).\n"
+"blends of pull strategies for a dense and for a sparse source (scored by\n"
+"replaying the history's second half against a model of its first, and\n"
+"the history after itself): one to start with, one to follow once the\n"
+"guest shows it is doing its history's work again.\n"
 "--region-blocks: region size in blocks (a power of 2); default: chosen\n"
 "from the history.\n"
 "MODEL is replaced atomically, with --mode (octal, default 0600).\n");
@@ -41,6 +43,19 @@ blend_text (const float *blend, char *buf, size_t len)
   return buf;
 }
 
+/* A kind of source's blends: "B; rerun: B". */
+static const char *
+blends_text (const float blends[NFUTURES][NSTRATEGIES], char *buf,
+             size_t len)
+{
+  char either[128], rerun[128];
+
+  snprintf (buf, len, "%s; rerun: %s",
+            blend_text (blends[FUTURE_EITHER], either, sizeof either),
+            blend_text (blends[FUTURE_RERUN], rerun, sizeof rerun));
+  return buf;
+}
+
 int
 train_model_file (const char *trace_path, const struct train_options *topts,
                   const char *out, mode_t mode, FILE *report, int json)
@@ -48,7 +63,7 @@ train_model_file (const char *trace_path, const struct train_options *topts,
   struct trace t = { 0 };
   struct model *m = NULL;
   uint64_t start;
-  char err[LEARNER_ERRLEN], dense[128], sparse[128];
+  char err[LEARNER_ERRLEN], dense[256], sparse[256];
   int status = -1;
   double secs;
 
@@ -65,8 +80,8 @@ train_model_file (const char *trace_path, const struct train_options *topts,
     die ("%s", err);
     goto out;
   }
-  blend_text (m->blend[SOURCE_DENSE], dense, sizeof dense);
-  blend_text (m->blend[SOURCE_SPARSE], sparse, sizeof sparse);
+  blends_text (m->blend[SOURCE_DENSE], dense, sizeof dense);
+  blends_text (m->blend[SOURCE_SPARSE], sparse, sizeof sparse);
   if (json)
     fprintf (report, "{\"requests\": %zu, \"train_seconds\": %.3f, "
              "\"history_blocks\": %zu, \"regions\": %zu, "

@@ -14,7 +14,7 @@
 #include "ranker.h"
 #include "seqmodel.h"
 
-#define MODEL_VERSION 2
+#define MODEL_VERSION 3
 
 /* The pull strategies a blend is made of (order.h's predict; their
  * names in strategy_names). */
@@ -29,6 +29,14 @@ enum strategy {
 extern const char *const strategy_names[NSTRATEGIES];
 
 enum source_kind { SOURCE_DENSE, SOURCE_SPARSE, NSOURCES };
+
+/* What the future does, as train scores it (portfolio.c): either the
+ * history goes on (its second half after its first) or the guest does
+ * its work again (the history replayed after itself) -- the blend a
+ * migration starts with and keeps -- or it reruns the history for sure,
+ * which the order tells online by how many of the guest's requests land
+ * on history blocks. */
+enum future_kind { FUTURE_EITHER, FUTURE_RERUN, NFUTURES };
 
 struct scored_unit {
   uint64_t unit;
@@ -52,9 +60,13 @@ struct model {
    * "history blocks first" against "never-seen blocks first". */
   double retouch_rate;
   double expected_new_blocks;
-  /* The blend of strategies train chose for each kind of source (scored
-   * on the history split by time, portfolio.c): pull shares. */
-  float blend[NSOURCES][NSTRATEGIES];
+  /* The blend of strategies train chose for each kind of source and
+   * future (portfolio.c): pull shares. */
+  float blend[NSOURCES][NFUTURES][NSTRATEGIES];
+  /* The share of the history's second half's requests that start on a
+   * block of its first half: what a future that goes on looks like
+   * (one that reruns the history has all of them there). */
+  float goes_on_repeat;
 };
 
 struct train_options {

@@ -120,6 +120,7 @@ put_payload (struct blob_writer *w, const struct model *m)
   BLOB_PUT (w, m->retouch_rate);
   BLOB_PUT (w, m->expected_new_blocks);
   blob_put (w, m->blend, sizeof m->blend);
+  BLOB_PUT (w, m->goes_on_repeat);
 }
 
 
@@ -166,6 +167,7 @@ get_payload (struct blob_reader *r, struct model *m)
   BLOB_GET (r, m->retouch_rate);
   BLOB_GET (r, m->expected_new_blocks);
   blob_get (r, m->blend, sizeof m->blend);
+  BLOB_GET (r, m->goes_on_repeat);
   if (r->bad || kind > SEQ_GRU || r->left != 0)
     return -1;
   m->seq.kind = kind;
@@ -312,13 +314,15 @@ model_validate (const struct model *m, char *why)
   if (!is_probability (m->seq_score.hit_rate[SEQ_NGRAM]) ||
       !is_probability (m->seq_score.hit_rate[SEQ_GRU]) ||
       !is_probability (m->retouch_rate) ||
+      !is_probability (m->goes_on_repeat) ||
       !(m->expected_new_blocks >= 0 && isfinite (m->expected_new_blocks)))
     return invalid (why, "a rate is out of range");
   for (int k = 0; k < NSOURCES; k++)
-    if (!blend_valid (m->blend[k]))
-      return invalid (why, "the %s source's blend of strategies is not a "
-                      "set of pull shares", k == SOURCE_SPARSE ? "sparse"
-                      : "dense");
+    for (int f = 0; f < NFUTURES; f++)
+      if (!blend_valid (m->blend[k][f]))
+        return invalid (why, "the %s source's blend of strategies is not a "
+                        "set of pull shares", k == SOURCE_SPARSE ? "sparse"
+                        : "dense");
   return 0;
 }
 

@@ -98,6 +98,12 @@ struct order {
   bool adapt;                   /* the bandit moves the weights */
   struct pulled *pulled;        /* [1 << PULLED_BITS] */
   bool started;
+  enum source_kind source;      /* probed at the first order_next */
+  enum future_kind future;      /* whose blend is followed */
+  uint32_t window_requests;     /* this window's observed requests */
+  uint32_t window_repeats;      /* ... that started on a history block */
+  bool future_judged;           /* a window has judged the future */
+  uint32_t future_votes;        /* windows in a row against o->future */
 
   /* the region model (order-regions.c) */
   struct seqmodel *seq;         /* online copy of the model's */

@@ -264,8 +264,11 @@ portfolio_start (struct order *o, block_present_fn is_present, void *ctx)
     blend = first;
   else if (o->policy == POLICY_REGIONS)
     blend = regions;
-  else if (o->policy == POLICY_PREDICT || o->policy == POLICY_PREDICT_FIXED)
-    blend = o->model->blend[probe_source (o, is_present, ctx)];
+  else if (o->policy == POLICY_PREDICT || o->policy == POLICY_PREDICT_FIXED) {
+    o->source = probe_source (o, is_present, ctx);
+    o->future = FUTURE_EITHER;
+    blend = o->model->blend[o->source][o->future];
+  }
   if (o->uses[STRATEGY_REGIONS])
     regions_start (o, is_present, ctx);
   bandit_init (&o->bandit, blend, o->uses, o->adapt);
@@ -409,6 +412,52 @@ would_pull (const struct order *o, int k, uint64_t block, uint64_t soon)
  * stays cheap. */
 #define CREDIT_BLOCKS 64
 
+/* Is the guest doing its history's work again?  Judged on each window of
+ * this many requests: one that reruns the history starts every request
+ * on a history block, one where the history goes on starts the model's
+ * goes_on_repeat share g of them there.  The nearer wins, and its blend
+ * (train's best for a rerun, or the one for either) replaces the one
+ * followed if it differs, the bandit starting afresh from it: at once
+ * the first time, later only when two windows in a row agree, so that a
+ * guest near the middle does not throw the bandit's record away at every
+ * window.  When the two shares lie less than three standard errors of a
+ * window apart (1 - g < 3 sqrt (g (1 - g) / n), i.e. g > n / (n + 9)) a
+ * window cannot tell them apart, and the blend for either stays. */
+#define FUTURE_WINDOW 64
+
+static void
+follow_future (struct order *o, uint64_t first)
+{
+  enum future_kind f, was;
+  double g = o->model->goes_on_repeat;
+
+  if (g > FUTURE_WINDOW / (FUTURE_WINDOW + 9.0))
+    return;
+  o->window_requests++;
+  o->window_repeats +=
+    u64map_get (&o->model->blocks.index, first) != U64MAP_NONE;
+  if (o->window_requests < FUTURE_WINDOW)
+    return;
+  f = 2.0 * o->window_repeats >= (1.0 + g) * o->window_requests
+    ? FUTURE_RERUN : FUTURE_EITHER;
+  o->window_requests = o->window_repeats = 0;
+  if (f == o->future) {
+    o->future_votes = 0;
+    return;
+  }
+  if (o->future_judged && ++o->future_votes < 2)
+    return;
+  o->future_judged = true;
+  o->future_votes = 0;
+  was = o->future;
+  o->future = f;
+  if (memcmp (o->model->blend[o->source][f], o->model->blend[o->source][was],
+              sizeof o->model->blend[o->source][f]) == 0)
+    return;
+  bandit_init (&o->bandit, o->model->blend[o->source][f], o->uses, o->adapt);
+  update_weights (o);
+}
+
 /* The strategies' record: a pulled block the guest touches is a hit for
  * the strategy that pulled it; a stall on a block another strategy would
  * have pulled soon counts for that one. */
@@ -420,6 +469,8 @@ portfolio_observe (struct order *o, uint64_t now_us, uint64_t first,
 
   if (!o->clock_started)
     return;                     /* regions_observe set the clock */
+  if (o->started)
+    follow_future (o, first);
   for (uint64_t b = first; b <= end; b++) {
     struct pulled *p = &o->pulled[pulled_slot (b)];
     if (p->block == b + 1) {

@@ -4,8 +4,10 @@
  * the filter runs) on two futures (portfolio_choose), at the link ratios
  * a migration is likely to see, on a dense and on a sparse source.  Per
  * kind of source the blend with the lowest stalls relative to the best
- * candidate, summed over the ratios and the futures, wins; ties go to
- * the earlier candidate.
+ * candidate, summed over the ratios and the futures, is the one a
+ * migration starts with; the best on the rerun alone (ties: the best
+ * over both) is the one it follows once the guest shows it is doing its
+ * work again.  Remaining ties go to the earlier candidate.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -31,7 +33,7 @@ static const float candidates[][NSTRATEGIES] = {
   { [FA] = 3, [R] = 1, [S] = 4 },
   { [FA] = 1, [R] = 1, [S] = 4 },
   { [FA] = 1, [R] = 3, [S] = 12 },
-  { [FQ] = 1, [R] = 1, [S] = 4 },
+  { [FA] = 1, [FQ] = 1 },
 };
 #define NCANDIDATES (sizeof candidates / sizeof candidates[0])
 
@@ -48,8 +50,42 @@ void
 portfolio_default (struct model *m)
 {
   for (int k = 0; k < NSOURCES; k++)
-    memcpy (m->blend[k], candidates[0], sizeof m->blend[k]);
+    for (int f = 0; f < NFUTURES; f++)
+      memcpy (m->blend[k][f], candidates[0], sizeof m->blend[k][f]);
 }
+
+/* The candidate with the least COST, ties broken by the least THEN. */
+static size_t
+least_cost (const double cost[NCANDIDATES], const double then[NCANDIDATES])
+{
+  size_t best = 0;
+
+  for (size_t c = 1; c < NCANDIDATES; c++)
+    if (cost[c] < cost[best] || (cost[c] == cost[best] && then[c] < then[best]))
+      best = c;
+  return best;
+}
+
+/* The share of FUTURE's requests that start on a block of M's history. */
+static float
+repeat_share (const struct model *m, const struct trace *future)
+{
+  size_t n = 0, repeats = 0;
+
+  for (size_t i = 0; i < future->n; i++) {
+    uint64_t first, last;
+    if (!trace_rec_blocks (&future->recs[i], m->block_size, &first, &last))
+      continue;
+    n++;
+    repeats += u64map_get (&m->blocks.index, first) != U64MAP_NONE;
+  }
+  return n ? (float) repeats / n : 0;
+}
+
+/* A few stalls more or less out of thousands of requests tell the
+ * candidates apart no better than chance: stalls are compared with this
+ * fraction of the future's requests added to both sides. */
+#define NOISE_SHARE 0.01
 
 /* Add to COST each candidate's stalls relative to the best candidate's,
  * replaying FUTURE after HISTORY with model M, at every ratio. */
@@ -65,6 +101,7 @@ score_scenario (struct model *m, const struct trace *history,
     };
     struct sim_scenario sc;
     double stalls[NCANDIDATES], least = INFINITY;
+    double noise = 1 + NOISE_SHARE * (double) future->n;
 
     if (sim_prepare (&sc, history, future, &cfg, err) == -1)
       return -1;
@@ -72,7 +109,8 @@ score_scenario (struct model *m, const struct trace *history,
       struct sim_result res;
       /* Both kinds: the probe decides which the order follows. */
       for (int k = 0; k < NSOURCES; k++)
-        memcpy (m->blend[k], candidates[c], sizeof m->blend[k]);
+        for (int f = 0; f < NFUTURES; f++)
+          memcpy (m->blend[k][f], candidates[c], sizeof m->blend[k][f]);
       if (sim_run (&sc, "predict", m, &res, err) == -1) {
         sim_scenario_free (&sc);
         return -1;
@@ -82,7 +120,7 @@ score_scenario (struct model *m, const struct trace *history,
     }
     sim_scenario_free (&sc);
     for (size_t c = 0; c < NCANDIDATES; c++)
-      cost[c] += (stalls[c] + 1) / (least + 1);
+      cost[c] += (stalls[c] + noise) / (least + noise);
   }
   return 0;
 }
@@ -116,7 +154,7 @@ portfolio_choose (struct model *m, const struct trace *history,
   struct trace h1 = { 0 }, h2 = { 0 }, rerun = { 0 };
   struct train_options sub_opts = *opts;
   struct model *sub = NULL;
-  size_t chosen[NSOURCES] = { 0 };
+  size_t chosen[NSOURCES][NFUTURES] = { { 0 } };
   int ret = -1;
 
   portfolio_default (m);
@@ -145,9 +183,11 @@ portfolio_choose (struct model *m, const struct trace *history,
   sub = model_train (&h1, &sub_opts, err);
   if (!sub)
     goto out;
+  m->goes_on_repeat = repeat_share (sub, &h2);
   for (int kind = 0; kind < NSOURCES; kind++) {
-    double cost[NCANDIDATES] = { 0 }, best_cost = INFINITY, n1, n2, pulls = 0;
-    size_t best = 0, nratios = 0;
+    double goes_on[NCANDIDATES] = { 0 }, rerun_cost[NCANDIDATES] = { 0 };
+    double either[NCANDIDATES], n1, n2, pulls = 0;
+    size_t nratios = 0;
 
     if (blocks_to_copy (&h1, &h2, kind, opts->block_size, &n1, err) == -1 ||
         blocks_to_copy (history, &rerun, kind, opts->block_size, &n2, err)
@@ -157,22 +197,22 @@ portfolio_choose (struct model *m, const struct trace *history,
            (pulls += NCANDIDATES * ratios[nratios] * (n1 + n2))
            <= SCORE_BUDGET)
       nratios++;
-    if (score_scenario (sub, &h1, &h2, kind, opts->block_size, nratios, cost,
-                        err) == -1 ||
+    if (score_scenario (sub, &h1, &h2, kind, opts->block_size, nratios,
+                        goes_on, err) == -1 ||
         score_scenario (m, history, &rerun, kind, opts->block_size, nratios,
-                        cost, err) == -1)
+                        rerun_cost, err) == -1)
       goto out;
     for (size_t c = 0; c < NCANDIDATES; c++)
-      if (cost[c] < best_cost) {
-        best_cost = cost[c];
-        best = c;
-      }
-    chosen[kind] = best;
+      either[c] = goes_on[c] + rerun_cost[c];
+    chosen[kind][FUTURE_EITHER] = least_cost (either, either);
+    chosen[kind][FUTURE_RERUN] = least_cost (rerun_cost, either);
   }
   ret = 0;
  out:
   for (int k = 0; k < NSOURCES; k++)
-    memcpy (m->blend[k], candidates[chosen[k]], sizeof m->blend[k]);
+    for (int f = 0; f < NFUTURES; f++)
+      memcpy (m->blend[k][f], candidates[chosen[k][f]],
+              sizeof m->blend[k][f]);
   model_free (sub);
   trace_free (&h1);
   trace_free (&h2);

@@ -70,7 +70,8 @@ main (void)
                    }, err);
   assert (m);
   for (int k = 0; k < NSOURCES; k++)
-    memcpy (m->blend[k], first_access, sizeof m->blend[k]);
+    for (int f = 0; f < NFUTURES; f++)
+      memcpy (m->blend[k][f], first_access, sizeof m->blend[k][f]);
   assert (sim_prepare (&sc, &history, &future, &cfg, err) == 0);
   assert (sim_run (&sc, "predict-fixed", m, &fixed, err) == 0);
   assert (sim_run (&sc, "predict", m, &adaptive, err) == 0);

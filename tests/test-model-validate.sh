@@ -33,12 +33,15 @@ PY
 }
 
 # The payload starts with the block size; it ends with the retouch rate
-# and the expected number of new blocks (two doubles), then the blends
-# of pull strategies (dense, sparse: 5 floats each).
+# and the expected number of new blocks (two doubles), the blends of
+# pull strategies (dense, sparse; each for either future and for a
+# rerun: 5 floats each), then the share of repeats a future that goes
+# on shows (a float).
 forge "$tmpdir/bs.model" 0 Q 65537
 forge "$tmpdir/bs3.model" 0 Q 3
-forge "$tmpdir/rate.model" -56 d nan
-forge "$tmpdir/blend.model" -4 f -1
+forge "$tmpdir/rate.model" -100 d nan
+forge "$tmpdir/blend.model" -8 f -1
+forge "$tmpdir/repeat.model" -4 f 2
 forge "$tmpdir/same.model" 0 Q 65536
 
 # The forging itself keeps a good model good.
@@ -63,6 +66,7 @@ simulate_refuses ()
 simulate_refuses "$tmpdir/bs.model" "invalid model: block size 65537 is not a power of two"
 simulate_refuses "$tmpdir/bs3.model" "invalid model: block size 3 is not a power of two"
 simulate_refuses "$tmpdir/rate.model" "invalid model: a rate is out of range"
+simulate_refuses "$tmpdir/repeat.model" "invalid model: a rate is out of range"
 simulate_refuses "$tmpdir/blend.model" \
     "invalid model: the sparse source's blend of strategies is not a set of pull shares"
 
