@@ -338,6 +338,10 @@ model_train (const struct trace *t, const struct train_options *opts,
       goto out;
   }
 
+  if (region_fit (m) == -1) {
+    snprintf (err, LEARNER_ERRLEN, "out of memory");
+    goto out;
+  }
   if (seqmodel_train (&m->seq, t, bs, &m->seq_score, err) == -1)
     goto out;
   if (opts->no_blend)
@@ -366,6 +370,9 @@ model_free (struct model *m)
     return;
   history_free (&m->blocks);
   history_free (&m->regions);
+  free (m->fit.growth);
+  free (m->fit.sub_rank);
+  free (m->fit.sub_p);
   free (m->block_scores);
   free (m->candidates);
   ranker_free (&m->block_ranker);

@@ -14,7 +14,7 @@
 #include "ranker.h"
 #include "seqmodel.h"
 
-#define MODEL_VERSION 3
+#define MODEL_VERSION 4
 
 /* The pull strategies a blend is made of (order.h's predict; their
  * names in strategy_names). */
@@ -38,6 +38,33 @@ enum source_kind { SOURCE_DENSE, SOURCE_SPARSE, NSOURCES };
  * on history blocks. */
 enum future_kind { FUTURE_EITHER, FUTURE_RERUN, NFUTURES };
 
+/* Ring 0 of a touched block is the block itself; ring j > 0: the blocks
+ * at distance (2^(j-2), 2^(j-1)] (ring 1: distance 1).  model.c's regions
+ * are at most 2^14 blocks; in a larger one the blocks beyond the last
+ * ring are left to the sweep. */
+#define RINGS 17
+/* Activity bins: log2 (1 + touched blocks in the region). */
+#define ABINS 16
+/* Sub-bins of a region on a volume of several devices (add_twins): a
+ * region is pulled a sub-bin at a time, 2^SUB_BITS of them per region. */
+#define SUB_BITS 4
+#define NSUB (1U << SUB_BITS)
+
+/* What the region model learns from the history (order-fit.c). */
+struct region_fit {
+  /* How much likelier a never-seen block in ring r of a region in
+   * activity bin a is than the region's average block. */
+  float ring_p[RINGS][ABINS];
+  float *growth;                /* history activity, per regions.units */
+  /* Devices side by side: regions per device (0: one device), and per
+   * offset k of a region on its device (region % period) its sub-bins
+   * best first and how much likelier each is than the region's average
+   * block (NULL: regions too small for sub-bins). */
+  uint64_t period;
+  uint8_t *sub_rank;            /* [period][NSUB] sub-bin numbers */
+  float *sub_p;                 /* [period][NSUB] factors, by rank */
+};
+
 struct scored_unit {
   uint64_t unit;
   float score;                  /* ranker probability */
@@ -54,6 +81,7 @@ struct model {
   struct ranker block_ranker, region_ranker;
   struct seqmodel seq;
   struct seq_score seq_score;
+  struct region_fit fit;
   /* How the history's second half related to its first: the fraction of
    * first-half blocks touched again, and how many new blocks appeared
    * (scaled to a whole history's length).  They let the pull order weigh
@@ -82,6 +110,9 @@ struct train_options {
 extern int portfolio_choose (struct model *m, const struct trace *history,
                              const struct train_options *opts, char *err);
 extern void portfolio_default (struct model *m);
+
+/* order-fit.c: fit M's region_fit from its history and regions. */
+extern int region_fit (struct model *m);
 
 /* Fit a model on HISTORY only.  Deterministic. */
 extern struct model *model_train (const struct trace *history,

@@ -90,6 +90,23 @@ get_history (struct blob_reader *r, struct history *h)
   return 0;
 }
 
+/* The region model's fit: the sub-bins as a count (0: none) and both
+ * arrays. */
+static void
+put_fit (struct blob_writer *w, const struct model *m)
+{
+  uint64_t nsubs = m->fit.sub_p ? m->fit.period * NSUB : 0;
+
+  blob_put (w, m->fit.ring_p, sizeof m->fit.ring_p);
+  blob_put (w, m->fit.growth, m->regions.n * sizeof *m->fit.growth);
+  BLOB_PUT (w, m->fit.period);
+  BLOB_PUT (w, nsubs);
+  if (nsubs) {
+    blob_put (w, m->fit.sub_rank, nsubs);
+    blob_put (w, m->fit.sub_p, nsubs * sizeof *m->fit.sub_p);
+  }
+}
+
 static void
 put_payload (struct blob_writer *w, const struct model *m)
 {
@@ -117,12 +134,38 @@ put_payload (struct blob_writer *w, const struct model *m)
   blob_put (w, m->seq.gru.params, sizeof m->seq.gru.params);
   blob_put (w, m->seq_score.hit_rate, sizeof m->seq_score.hit_rate);
   BLOB_PUT (w, m->seq_score.evaluated);
+  put_fit (w, m);
   BLOB_PUT (w, m->retouch_rate);
   BLOB_PUT (w, m->expected_new_blocks);
   blob_put (w, m->blend, sizeof m->blend);
   BLOB_PUT (w, m->goes_on_repeat);
 }
 
+
+static int
+get_fit (struct blob_reader *r, struct model *m)
+{
+  uint64_t nsubs;
+
+  blob_get (r, m->fit.ring_p, sizeof m->fit.ring_p);
+  m->fit.growth = malloc ((m->regions.n + 1) * sizeof *m->fit.growth);
+  if (!m->fit.growth)
+    return -1;
+  blob_get (r, m->fit.growth, m->regions.n * sizeof *m->fit.growth);
+  BLOB_GET (r, m->fit.period);
+  nsubs = blob_get_count (r, 1 + sizeof *m->fit.sub_p);
+  if (r->bad || (nsubs && nsubs != m->fit.period * NSUB))
+    return -1;
+  if (nsubs == 0)
+    return 0;
+  m->fit.sub_rank = malloc (nsubs);
+  m->fit.sub_p = malloc (nsubs * sizeof *m->fit.sub_p);
+  if (!m->fit.sub_rank || !m->fit.sub_p)
+    return -1;
+  blob_get (r, m->fit.sub_rank, nsubs);
+  blob_get (r, m->fit.sub_p, nsubs * sizeof *m->fit.sub_p);
+  return 0;
+}
 
 static int
 get_payload (struct blob_reader *r, struct model *m)
@@ -164,6 +207,8 @@ get_payload (struct blob_reader *r, struct model *m)
   blob_get (r, m->seq.gru.params, sizeof m->seq.gru.params);
   blob_get (r, m->seq_score.hit_rate, sizeof m->seq_score.hit_rate);
   BLOB_GET (r, m->seq_score.evaluated);
+  if (get_fit (r, m) == -1)
+    return -1;
   BLOB_GET (r, m->retouch_rate);
   BLOB_GET (r, m->expected_new_blocks);
   blob_get (r, m->blend, sizeof m->blend);
@@ -284,6 +329,37 @@ blend_valid (const float blend[NSTRATEGIES])
   return total > 0;
 }
 
+/* Factors and activities: finite, not negative; sub-bins a permutation
+ * of a region's. */
+static int
+validate_fit (const struct model *m, char *why)
+{
+  const struct region_fit *f = &m->fit;
+
+  for (int r = 0; r < RINGS; r++)
+    for (int a = 0; a < ABINS; a++)
+      if (!(f->ring_p[r][a] >= 0 && isfinite (f->ring_p[r][a])))
+        return invalid (why, "ring factor %d/%d is out of range", r, a);
+  for (size_t i = 0; i < m->regions.n; i++)
+    if (!(f->growth[i] >= 0 && isfinite (f->growth[i])))
+      return invalid (why, "region growth %zu is out of range", i);
+  if (f->period > (TRACE_MAX_END / m->block_size >> m->region_shift) + 1)
+    return invalid (why, "a period of %" PRIu64 " regions", f->period);
+  for (uint64_t k = 0; f->sub_p && k < f->period; k++) {
+    uint32_t seen = 0;
+    for (uint32_t j = 0; j < NSUB; j++) {
+      float p = f->sub_p[k * NSUB + j];
+      if (f->sub_rank[k * NSUB + j] >= NSUB || !(p >= 0 && isfinite (p)))
+        return invalid (why, "sub-bin %" PRIu64 "/%u is out of range", k, j);
+      seen |= 1U << f->sub_rank[k * NSUB + j];
+    }
+    if (seen != (1ULL << NSUB) - 1)
+      return invalid (why, "the sub-bins of offset %" PRIu64 " are not a "
+                      "ranking", k);
+  }
+  return 0;
+}
+
 static int
 model_validate (const struct model *m, char *why)
 {
@@ -317,6 +393,8 @@ model_validate (const struct model *m, char *why)
       !is_probability (m->goes_on_repeat) ||
       !(m->expected_new_blocks >= 0 && isfinite (m->expected_new_blocks)))
     return invalid (why, "a rate is out of range");
+  if (validate_fit (m, why) == -1)
+    return -1;
   for (int k = 0; k < NSOURCES; k++)
     for (int f = 0; f < NFUTURES; f++)
       if (!blend_valid (m->blend[k][f]))

@@ -1,8 +1,10 @@
-/* order-fit.c: what the region model learns from the history when an
- * order starts: the ring profile (ring_init), each region's growth
- * (growth_init), and on a volume of several devices side by side the
- * twins and their sub-bins (add_twins).  Everything here reads the model
- * only, so the same model always gives the same order.
+/* order-fit.c: what the region model learns from the history, fitted
+ * once by train (region_fit, called by model_train) and stored in the
+ * model file: the ring profile, each region's growth, and on a volume of
+ * several devices side by side their period and the sub-bins.  When an
+ * order starts it only applies them: the twins (add_twins).  Everything
+ * here reads the model only, so the same model always gives the same
+ * order, in the filter and in the simulator.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -10,16 +12,15 @@
 
 #include "order-impl.h"
 
-
 /* The sub-bins of the regions at each offset K of their device, from the
  * history blocks folded over every device: a sub-bin holding a share S
  * of them is 1 + NSUB * S times likelier than the region's average
  * block (the region's density plus the sub-bin's, at equal weight). */
 static int
-sub_init (struct order *o, uint64_t period)
+sub_fit (struct model *m, uint64_t period)
 {
-  const struct history *h = &o->model->blocks;
-  const unsigned shift = o->regions.shift;
+  const struct history *h = &m->blocks;
+  const unsigned shift = m->region_shift;
   const size_t nsubs = period * NSUB;
   double *n, *sm;
 
@@ -27,14 +28,13 @@ sub_init (struct order *o, uint64_t period)
     return 0;
   n = calloc (nsubs, sizeof *n);
   sm = calloc (nsubs, sizeof *sm);
-  o->sub_rank = malloc (nsubs);
-  o->sub_p = calloc (nsubs, sizeof *o->sub_p);
-  if (!n || !sm || !o->sub_rank || !o->sub_p) {
+  m->fit.sub_rank = malloc (nsubs);
+  m->fit.sub_p = calloc (nsubs, sizeof *m->fit.sub_p);
+  if (!n || !sm || !m->fit.sub_rank || !m->fit.sub_p) {
     free (n);
     free (sm);
     return -1;
   }
-  o->period = period;
   for (size_t i = 0; i < h->n; i++) {
     uint64_t b = h->units[i].unit;
     n[(b >> shift) % period * NSUB + ((b >> (shift - SUB_BITS)) & (NSUB - 1))]++;
@@ -47,7 +47,7 @@ sub_init (struct order *o, uint64_t period)
                     + (i + 1 < nsubs ? n[i + 1] : 0)) / 3;
   for (uint64_t k = 0; k < period; k++) {
     double *c = &sm[k * NSUB], total = 0;
-    uint8_t *rank = &o->sub_rank[k * NSUB];
+    uint8_t *rank = &m->fit.sub_rank[k * NSUB];
     for (uint32_t j = 0; j < NSUB; j++) {
       total += n[k * NSUB + j];
       rank[j] = (uint8_t) j;
@@ -62,23 +62,24 @@ sub_init (struct order *o, uint64_t period)
         rank[i - 1] = t;
       }
     for (uint32_t j = 0; j < NSUB; j++)
-      o->sub_p[k * NSUB + j] = (float) (1 + NSUB * c[rank[j]] / total);
+      m->fit.sub_p[k * NSUB + j] = (float) (1 + NSUB * c[rank[j]] / total);
   }
   free (n);
   free (sm);
   return 0;
 }
 
-/* Devices laid out side by side (history_period) are busy at the same
- * offsets: a region gains the history activity of its twins, the regions
- * at its offset on the other devices, and a region the history never
- * touched takes their mean ranker probability.  On TPC-C's 16 devices the
- * history has about one access per region, its twins 16 times more. */
+/* Devices laid out side by side (history_period, fitted by train) are
+ * busy at the same offsets: a region gains the history activity of its
+ * twins, the regions at its offset on the other devices, and a region the
+ * history never touched takes their mean ranker probability.  On TPC-C's
+ * 16 devices the history has about one access per region, its twins 16
+ * times more. */
 void
 add_twins (struct order *o)
 {
   const struct model *m = o->model;
-  uint64_t period = history_period (&m->regions);
+  uint64_t period = m->fit.period;
   uint64_t nregions = ((o->nblocks - 1) >> o->regions.shift) + 1;
   uint64_t ndev = period ? (nregions + period - 1) / period : 0;
   double *count, *psum, *dev, dev_mean = 0;
@@ -103,8 +104,6 @@ add_twins (struct order *o)
     psum[m->candidates[i].unit % period] += m->candidates[i].score;
     pn[m->candidates[i].unit % period]++;
   }
-  if (sub_init (o, period) == -1)
-    goto out;
   for (uint64_t r = 0; r < nregions; r++) {
     uint64_t k = r % period;
     uint32_t idx;
@@ -159,11 +158,9 @@ ring_count (uint64_t c, uint64_t llim, uint64_t rlim, uint32_t j)
  * non-increasing in the distance (pool adjacent violators).  Bins
  * without a positive take the quieter bin's profile. */
 static void
-fit_rings (struct order *o, double (*num)[ABINS], double (*den)[ABINS],
+fit_rings (float ring_p[][ABINS], double (*num)[ABINS], double (*den)[ABINS],
            int nrings)
 {
-  float (*ring_p)[ABINS] = o->ring_p + 1;
-
   for (int a = 0; a < ABINS; a++) {
     double n = 0, d = 0, mean, v[RINGS], w[RINGS];
     int len[RINGS], nb = 0;
@@ -204,7 +201,7 @@ fit_rings (struct order *o, double (*num)[ABINS], double (*den)[ABINS],
  * block is to be touched, with the same prior as fit_rings.  Never below
  * ring 1, which it comes before. */
 static void
-fit_touched (struct order *o, double num[RINGS][ABINS],
+fit_touched (float ring_p[RINGS][ABINS], double num[RINGS][ABINS],
              double den[RINGS][ABINS])
 {
   for (int a = 0; a < ABINS; a++) {
@@ -215,13 +212,13 @@ fit_touched (struct order *o, double num[RINGS][ABINS],
       d += den[r][a];
     }
     if (n == 0) {
-      o->ring_p[0][a] = a > 0 ? o->ring_p[0][a - 1] : o->ring_p[1][a];
+      ring_p[0][a] = a > 0 ? ring_p[0][a - 1] : ring_p[1][a];
       continue;
     }
     mean = n / d;
-    prior = a > 0 ? o->ring_p[0][a - 1] : 1;
+    prior = a > 0 ? ring_p[0][a - 1] : 1;
     v = (num[0][a] + prior) / (den[0][a] + 1 / mean) / mean;
-    o->ring_p[0][a] = (float) fmax (v, o->ring_p[1][a]);
+    ring_p[0][a] = (float) fmax (v, ring_p[1][a]);
   }
 }
 
@@ -230,41 +227,33 @@ fit_touched (struct order *o, double num[RINGS][ABINS],
  * and how many blocks that region has touched (activity bin)?  Learnt
  * from the history alone, as the rankers are: the blocks its first half
  * touched are the centers, the blocks its second half touched are the
- * positives.  Then every history block becomes a center of its region:
- * its ring 0 puts the history blocks in the region heap, ranked against
- * the never-seen blocks of every region, where a fixed list ahead of all
- * regions would pull the quiet regions' history blocks first (MSN dense,
- * ratio 1: 6016 -> 5976 stalls; held-out split 6566 -> 6500). */
-int
-ring_init (struct order *o)
+ * positives.  (An order then makes every history block a center of its
+ * region, centers_init: its ring 0 puts the history blocks in the region
+ * heap, ranked against the never-seen blocks of every region.) */
+static int
+ring_fit (struct model *m)
 {
-  const struct history *h = &o->model->blocks;
-  const unsigned shift = o->regions.shift;
+  const struct history *h = &m->blocks;
+  const unsigned shift = m->region_shift;
   const uint64_t size = 1ULL << shift;
-  uint64_t mid = h->t_begin + (h->t_end - h->t_begin) / 2;
-  uint64_t *all = malloc ((h->n + 1) * sizeof *all), *h1;
-  size_t nall = 0, n1 = 0;
+  uint64_t mid = h->t_begin + (h->t_end - h->t_begin) / 2, nblocks = 0;
+  uint64_t *h1 = malloc ((h->n + 1) * sizeof *h1);
+  size_t n1 = 0;
   double num[RINGS][ABINS] = { { 0 } }, den[RINGS][ABINS] = { { 0 } };
 
-  h1 = malloc ((h->n + 1) * sizeof *h1);
-  if (!all || !h1) {
-    free (all);
-    free (h1);
+  if (!h1)
     return -1;
-  }
   for (size_t i = 0; i < h->n; i++) {
-    if (h->units[i].unit >= o->nblocks)
-      continue;
-    all[nall++] = h->units[i].unit;
+    if (h->units[i].unit >= nblocks)
+      nblocks = h->units[i].unit + 1;
     if (h->units[i].first_ts < mid)
       h1[n1++] = h->units[i].unit;
   }
-  qsort (all, nall, sizeof *all, by_block);
   qsort (h1, n1, sizeof *h1, by_block);
 
   for (size_t i = 0, j; i < n1; i = j) {
     uint64_t base = h1[i] >> shift << shift;
-    uint64_t end = base + size < o->nblocks ? base + size : o->nblocks;
+    uint64_t end = base + size < nblocks ? base + size : nblocks;
     uint32_t a;
     for (j = i; j < n1 && h1[j] < end; j++)
       ;
@@ -283,14 +272,14 @@ ring_init (struct order *o)
     uint64_t x = h->units[i].unit, base = x >> shift << shift;
     size_t lo = 0, hi = n1, at, run_end;
     uint64_t d = UINT64_MAX;
-    if (h->units[i].first_ts < mid || x >= o->nblocks)
+    if (h->units[i].first_ts < mid)
       continue;
     while (lo < hi) {           /* first h1 block >= x */
-      size_t m = (lo + hi) / 2;
-      if (h1[m] < x)
-        lo = m + 1;
+      size_t mm = (lo + hi) / 2;
+      if (h1[mm] < x)
+        lo = mm + 1;
       else
-        hi = m;
+        hi = mm;
     }
     at = lo;
     if (at < n1 && (h1[at] >> shift << shift) == base)
@@ -309,21 +298,38 @@ ring_init (struct order *o)
       ;
     num[ring_of (d)][abin (run_end - lo)]++;
   }
-  fit_rings (o, num + 1, den + 1, (int) rings_end (shift) - 1);
-  fit_touched (o, num, den);
+  fit_rings (m->fit.ring_p + 1, num + 1, den + 1, (int) rings_end (shift) - 1);
+  fit_touched (m->fit.ring_p, num, den);
+  free (h1);
+  return 0;
+}
 
+/* Every history block in the volume is a center of its region, inserted
+ * in ascending order (so each insert appends). */
+int
+centers_init (struct order *o)
+{
+  const struct history *h = &o->model->blocks;
+  const unsigned shift = o->regions.shift;
+  uint64_t *all = malloc ((h->n + 1) * sizeof *all);
+  size_t nall = 0;
+
+  if (!all)
+    return -1;
+  for (size_t i = 0; i < h->n; i++)
+    if (h->units[i].unit < o->nblocks)
+      all[nall++] = h->units[i].unit;
+  qsort (all, nall, sizeof *all, by_block);
   for (size_t i = 0; i < nall; i++) {
     uint32_t idx = region_slot (o, all[i] >> shift);
     if (idx == U64MAP_NONE ||
         center_insert (&o->region_state[idx],
-                       (uint32_t) (all[i] & (size - 1))) == -1) {
+                       (uint32_t) (all[i] & ((1ULL << shift) - 1))) == -1) {
       free (all);
-      free (h1);
       return -1;
     }
   }
   free (all);
-  free (h1);
   return 0;
 }
 
@@ -339,24 +345,30 @@ ring_init (struct order *o)
 #define GROWTH_WINDOWS 64
 #define NEIGHBOUR_GROWTH 0.5f
 
-void
-growth_init (struct order *o)
+static int
+growth_fit (struct model *m)
 {
-  const struct history *h = &o->model->blocks;
-  const struct history *r = &o->model->regions;
-  const unsigned shift = o->regions.shift;
+  const struct history *h = &m->blocks;
+  const struct history *r = &m->regions;
+  const unsigned shift = m->region_shift;
   double w = h->t_end > h->t_begin
     ? (double) (h->t_end - h->t_begin) / GROWTH_WINDOWS : 1;
   double accesses = 0, windows = 0;
   /* Per region: slices in which it got new blocks, and the last one. */
   struct { uint32_t n, last; } *slices;
-  float *add;
+  float *add, *growth;
 
-  slices = calloc (o->nregion_state + 1, sizeof *slices);
-  /* units are in first-access order: a region's slices ascend.  Out of
-   * memory: no slices counted, growth is the access count. */
-  for (size_t i = 0; slices && i < h->n; i++) {
-    uint32_t idx = u64map_get (&o->region_index, h->units[i].unit >> shift);
+  slices = calloc (r->n + 1, sizeof *slices);
+  add = calloc (r->n + 1, sizeof *add);
+  growth = m->fit.growth = calloc (r->n + 1, sizeof *growth);
+  if (!slices || !add || !growth) {
+    free (slices);
+    free (add);
+    return -1;
+  }
+  /* units are in first-access order: a region's slices ascend. */
+  for (size_t i = 0; i < h->n; i++) {
+    uint32_t idx = u64map_get (&r->index, h->units[i].unit >> shift);
     uint64_t t = h->units[i].first_ts > h->t_begin
       ? h->units[i].first_ts - h->t_begin : 0;
     uint32_t win = (uint32_t) (t / w) + 1;
@@ -370,32 +382,41 @@ growth_init (struct order *o)
   }
   for (size_t i = 0; i < r->n; i++)
     accesses += r->units[i].count;
-  for (size_t i = 0; i < r->n; i++) {
-    uint32_t idx = u64map_get (&o->region_index, r->units[i].unit);
-    if (idx == U64MAP_NONE)
-      continue;
-    o->region_state[idx].growth = windows > 0
-      ? (float) (slices[idx].n * accesses / windows)
+  for (size_t i = 0; i < r->n; i++)
+    growth[i] = windows > 0 ? (float) (slices[i].n * accesses / windows)
       : (float) r->units[i].count;
-  }
-  free (slices);
   /* Half the mean of the two neighbours' growth: a region next to one
    * that kept growing is likelier to grow (MSN dense ratio 1: 6064 ->
    * 6016 stalls; weights 0.25 and 1: 6033, 6038). */
-  add = calloc (o->nregion_state + 1, sizeof *add);
-  if (!add)
-    return;                     /* out of memory: no neighbours */
-  for (size_t i = 0; i < o->nregion_state; i++)
+  for (size_t i = 0; i < r->n; i++)
     for (int d = -1; d <= 1; d += 2) {
-      uint64_t nb = o->region_of[i] + d;
       uint32_t j;
-      if (o->region_of[i] == 0 && d < 0)
+      if (r->units[i].unit == 0 && d < 0)
         continue;
-      j = u64map_get (&o->region_index, nb);
+      j = u64map_get (&r->index, r->units[i].unit + d);
       if (j != U64MAP_NONE)
-        add[i] += NEIGHBOUR_GROWTH / 2 * o->region_state[j].growth;
+        add[i] += NEIGHBOUR_GROWTH / 2 * growth[j];
     }
-  for (size_t i = 0; i < o->nregion_state; i++)
-    o->region_state[i].growth += add[i];
+  for (size_t i = 0; i < r->n; i++)
+    growth[i] += add[i];
+  free (slices);
   free (add);
+  return 0;
+}
+
+/* The region model's fit, once per model (train, and each sub-model the
+ * portfolio scores). */
+int
+region_fit (struct model *m)
+{
+  uint64_t period = history_period (&m->regions);
+
+  if (ring_fit (m) == -1 || growth_fit (m) == -1)
+    return -1;
+  if (period > 0) {
+    m->fit.period = period;
+    if (sub_fit (m, period) == -1)
+      return -1;
+  }
+  return 0;
 }

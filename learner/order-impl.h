@@ -2,8 +2,9 @@
  * implement order.h: order.c (the policies, the block lists, the sweep,
  * and the portfolio that interleaves the strategies), order-regions.c
  * (the region/ring model and the sequence model's predictions),
- * order-fit.c (what the region model learns from the history when it
- * starts) and bandit.c (the online choice between strategies).
+ * order-fit.c (what the region model learns from the history, fitted by
+ * train, and applied when an order starts) and bandit.c (the online
+ * choice between strategies).
  */
 #ifndef NBDSHADOW_ORDER_IMPL_H
 #define NBDSHADOW_ORDER_IMPL_H
@@ -17,17 +18,6 @@
 #define URGENT_MAX 64
 /* Neighbours of a stalled request pulled at once (see order_observe). */
 #define STALL_RADIUS 1
-/* Ring 0 of a touched block is the block itself; ring j > 0: the blocks
- * at distance (2^(j-2), 2^(j-1)] (ring 1: distance 1).  model.c's regions
- * are at most 2^14 blocks; in a larger one the blocks beyond the last
- * ring are left to the sweep. */
-#define RINGS 17
-/* Activity bins: log2 (1 + touched blocks in the region). */
-#define ABINS 16
-/* Sub-bins of a region on a volume of several devices (add_twins): a
- * region is pulled a sub-bin at a time, 2^SUB_BITS of them per region. */
-#define SUB_BITS 4
-#define NSUB (1U << SUB_BITS)
 /* Chunks waiting in the burst source (burst_observe), newest first. */
 #define BURST_MAX 16
 /* Pulls remembered with the strategy that chose them (order.c), so a
@@ -64,7 +54,7 @@ struct region_state {
   float p;                      /* ranker probability, cached */
   float score;                  /* last pushed priority */
   uint32_t online;              /* accesses seen since the start */
-  float growth;                 /* history activity (growth_init) */
+  float growth;                 /* history activity (growth_fit) */
   float twins;                  /* history accesses at the same offset on
                                    every device (add_twins) */
   uint32_t *centers;            /* touched blocks, offsets in the region,
@@ -126,15 +116,11 @@ struct order {
   uint64_t active_pos, active_end;     /* the active interval */
   int region_active;            /* 1: whole region, 2: a ring */
   uint32_t active_idx, active_ring, active_center, active_side;
-  /* How much likelier a never-seen block in ring r of a region in
-   * activity bin a is than the region's average block (ring_init). */
-  float ring_p[RINGS][ABINS];
-  /* Devices side by side (add_twins): per offset k of a region on its
-   * device (region % period), its sub-bins best first and how much
-   * likelier each is than the region's average block.  NULL: none. */
+  /* The model's sub-bins (struct region_fit), or NULL when regions go
+   * whole (no devices side by side, or a sparse source). */
   uint64_t period;
-  uint8_t *sub_rank;            /* [period][NSUB] sub-bin numbers */
-  float *sub_p;                 /* [period][NSUB] factors, by rank */
+  const uint8_t *sub_rank;
+  const float *sub_p;
   uint64_t clock_base;          /* first observe's now_us */
   bool clock_started;
   uint64_t prev_last;           /* last block of the previous request */
@@ -178,8 +164,7 @@ extern uint32_t rings_end (unsigned shift);
 extern uint32_t abin (uint32_t n);
 
 /* order-fit.c */
-extern int ring_init (struct order *o);
-extern void growth_init (struct order *o);
+extern int centers_init (struct order *o);
 extern void add_twins (struct order *o);
 
 #endif

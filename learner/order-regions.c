@@ -13,7 +13,7 @@
  *              themselves, then its never-seen blocks around its touched
  *              blocks (history and online), nearest first, each ring
  *              scored by how much likelier the history says its distance
- *              is (ring_init); a block touched online restarts its
+ *              is (ring_fit); a block touched online restarts its
  *              region's rings.  Observed requests update the regions'
  *              statistics; a region that stalls the guest (a missed
  *              prediction) or gets a new block is re-pushed with its new
@@ -191,7 +191,7 @@ center_insert (struct region_state *s, uint32_t off)
 }
 
 /* A region's priority: how likely it gets new blocks (the ranker) times
- * how busy it is (history, growth_init, plus what the guest did since),
+ * how busy it is (history, growth_fit, plus what the guest did since),
  * i.e. roughly
  * how many stalls pulling it now saves.  A region with touched blocks is
  * pulled a ring at a time, nearest first, and each ring's priority is the
@@ -221,7 +221,7 @@ region_factor (const struct order *o, uint32_t idx)
 
   if (in_subs (o, idx))
     return o->sub_p[o->region_of[idx] % o->period * NSUB + s->ring];
-  return s->ncenters ? o->ring_p[s->ring][abin (s->ncenters)] : 1;
+  return s->ncenters ? o->model->fit.ring_p[s->ring][abin (s->ncenters)] : 1;
 }
 
 void
@@ -340,9 +340,16 @@ regions_init (struct order *o)
 
   features_of (&(struct history) { .t_begin = 0, .t_end = 1 }, 0, far);
   o->region_threshold = (float) ranker_score (&m->region_ranker, far);
-  if (ring_init (o) == -1)
+  if (centers_init (o) == -1)
     return -1;
-  growth_init (o);
+  for (size_t i = 0; i < m->regions.n; i++) {
+    uint32_t idx = u64map_get (&o->region_index, m->regions.units[i].unit);
+    if (idx != U64MAP_NONE)
+      o->region_state[idx].growth = m->fit.growth[i];
+  }
+  o->period = m->fit.period;
+  o->sub_rank = m->fit.sub_rank;
+  o->sub_p = m->fit.sub_p;
   for (size_t i = 0; i < m->ncandidates; i++)
     region_set_p (o, m->candidates[i].unit, m->candidates[i].score);
   /* Regions with touched blocks but no candidate entry still get rings. */
@@ -702,7 +709,6 @@ regions_start (struct order *o, block_present_fn is_present, void *ctx)
    * blocks that hold data are then nearly all read: its best sub-bins
    * first would only delay the rest of it (TPC-C sparse, ratio 1: 758
    * stalls with sub-bins, 701 without). */
-  free (o->sub_p);
   o->sub_p = NULL;
   for (size_t i = 0; i < o->nregion_state; i++) {
     if (o->region_state[i].ring == 0)
@@ -818,6 +824,4 @@ regions_free (struct order *o)
   free (o->region_of);
   free (o->heap);
   free (o->stale);
-  free (o->sub_rank);
-  free (o->sub_p);
 }

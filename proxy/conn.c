@@ -228,6 +228,35 @@ conn_init (struct engine *e, unsigned i)
   c->io.data = c->retry.data = c;
 }
 
+/* Stopping: let what is in flight on every connection come back, for
+ * at most DRAIN_MS, before they are closed.  nbdkit 1.32.4 and 1.32.5
+ * abort when a client disconnects while their replies are still being
+ * sent (docs/RELIABILITY.md): a source of those versions would die
+ * whenever the destination stopped mid-copy.  A source that does not
+ * answer delays the stop by DRAIN_MS and no more.  What arrives goes to
+ * the done list, like any completion.
+ */
+void
+conns_drain (struct engine *e)
+{
+  uint64_t deadline = time_us () + DRAIN_MS * 1000;
+  bool busy = true;
+
+  while (busy && time_us () < deadline) {
+    busy = false;
+    for (unsigned i = 0; i < e->nconns; i++) {
+      struct nbd_handle *h = e->conns[i].nbd;
+
+      if (h == NULL || nbd_aio_in_flight (h) <= 0 ||
+          nbd_aio_is_dead (h) || nbd_aio_is_closed (h))
+        continue;
+      busy = true;
+      if (nbd_poll (h, 10) == -1)
+        break;
+    }
+  }
+}
+
 /* Stopping: close c (what was in flight fails, to the done list). */
 void
 conn_close (struct conn *c)

@@ -64,6 +64,8 @@
 #define BACKOFF_MAX_MS 5000
 /* Wait before sweeping again when the last pass could not pull all. */
 #define RESCAN_MS 200
+/* Stopping: how long replies in flight are waited for (conns_drain). */
+#define DRAIN_MS 1000
 /* Hole blocks made local per loop iteration, so that demand is never
  * held up long (a run of them costs a few ns per block).
  */
@@ -266,6 +268,7 @@ extern void conn_init (struct engine *e, unsigned i);
 extern void conn_connect (struct conn *c);
 extern void conn_down (struct conn *c, const char *why);
 extern void conn_ready (struct conn *c);
+extern void conns_drain (struct engine *e);
 extern void conn_close (struct conn *c);
 extern void watch (struct conn *c);
 extern void update_connected (struct engine *e);

@@ -546,9 +546,11 @@ engine_thread (void *arg)
     conn_connect (&e->conns[i]);
   ev_run (e->loop, 0);
 
-  /* Stopping: close the connections (what was in flight fails), then
-   * fail every demand still waiting.
+  /* Stopping: take the replies still on their way, close the
+   * connections (what is still in flight fails), then fail every demand
+   * still waiting.
    */
+  conns_drain (e);
   for (unsigned i = 0; i < e->nconns; i++)
     conn_close (&e->conns[i]);
   process_done (e);

@@ -11,7 +11,8 @@ INTEGRITY_TESTS = \
 	test-shadow-disk-full.sh \
 	test-shadow-source-swap.sh \
 	test-shadow-start-retry.sh \
-	test-shadow-stop.sh
+	test-shadow-stop.sh \
+	test-shadow-stop-source.sh
 
 # Under valgrind only those that do not hinge on timing.
 INTEGRITY_VALGRIND_TESTS = \

@@ -36,12 +36,15 @@ PY
 # and the expected number of new blocks (two doubles), the blends of
 # pull strategies (dense, sparse; each for either future and for a
 # rerun: 5 floats each), then the share of repeats a future that goes
-# on shows (a float).
+# on shows (a float).  Before them lies the region model's fit, ending
+# with the last region's growth (a float), the period of the devices
+# and the number of sub-bins (none in this small history).
 forge "$tmpdir/bs.model" 0 Q 65537
 forge "$tmpdir/bs3.model" 0 Q 3
 forge "$tmpdir/rate.model" -100 d nan
 forge "$tmpdir/blend.model" -8 f -1
 forge "$tmpdir/repeat.model" -4 f 2
+forge "$tmpdir/growth.model" -120 f -1
 forge "$tmpdir/same.model" 0 Q 65536
 
 # The forging itself keeps a good model good.
@@ -67,6 +70,7 @@ simulate_refuses "$tmpdir/bs.model" "invalid model: block size 65537 is not a po
 simulate_refuses "$tmpdir/bs3.model" "invalid model: block size 3 is not a power of two"
 simulate_refuses "$tmpdir/rate.model" "invalid model: a rate is out of range"
 simulate_refuses "$tmpdir/repeat.model" "invalid model: a rate is out of range"
+simulate_refuses "$tmpdir/growth.model" "invalid model: region growth"
 simulate_refuses "$tmpdir/blend.model" \
     "invalid model: the sparse source's blend of strategies is not a set of pull shares"
 

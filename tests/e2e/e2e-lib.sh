@@ -25,11 +25,13 @@ e2e_fresh_disk ()
 # guest kernel with its root on DISK (a raw file, or nbd:unix:SOCKET) and
 # the workload named on the kernel command line.  The serial console,
 # each line prefixed with the seconds since QEMU started, goes to
-# $tmpdir/NAME.console; sets $guest_pid_NAME.
+# $tmpdir/NAME.console and that start (epoch seconds) to $tmpdir/NAME.start;
+# sets $guest_pid_NAME.
 e2e_boot ()
 {
     local name="$1" disk="$2" workload="$3" console="$tmpdir/$1.console"
     local start; start="$(date +%s.%N)"
+    echo "$start" > "$tmpdir/$name.start"
     : > "$console"
     (
         timeout --kill-after=10 "$E2E_BOOT_TIMEOUT" \
@@ -86,17 +88,28 @@ e2e_check_console ()
 }
 
 # e2e_watch_complete NAME: in the background, note in $tmpdir/NAME.complete
-# the seconds from now until the filter's stats say "complete".
+# the wall clock (epoch seconds) at which the filter's stats first say
+# "complete".  The stats file is rewritten every second, so this is late
+# by up to about a second: it errs towards a later completion.
 e2e_watch_complete ()
 {
-    local name="$1" start; start="$(date +%s.%N)"
+    local name="$1"
     (
         while [ "$(json_get "$tmpdir/$name.json" state 2>/dev/null)" != complete ]; do
             sleep 0.2
         done
-        awk -v a="$(date +%s.%N)" -v b="$start" 'BEGIN { printf "%.3f\n", a - b }' > "$tmpdir/$name.complete"
+        date +%s.%N > "$tmpdir/$name.complete.tmp"
+        mv "$tmpdir/$name.complete.tmp" "$tmpdir/$name.complete"
     ) &
     _pids="$_pids $!"
+}
+
+# e2e_since_boot NAME EPOCH: EPOCH as seconds since guest NAME's QEMU
+# started, the clock of its console markers.
+e2e_since_boot ()
+{
+    local start; start="$(cat "$tmpdir/$1.start")" || return 1
+    awk -v a="$2" -v b="$start" 'BEGIN { printf "%.3f\n", a - b }'
 }
 
 # e2e_migrate NAME WORKLOAD POLICY RATE DELAY [SHADOW-PARAM...]: migrate
@@ -110,7 +123,9 @@ e2e_watch_complete ()
 # console; once the copy is complete the source is killed; after the guest
 # powered off, e2fsck -fn on the shadow is clean and the whole export read
 # back equals the shadow file.  Leaves the destination running and sets
-# e2e_result (one line: markers, stalls, stall time, copy time).
+# e2e_result (one line: markers, stalls, stall time, the time to the
+# complete copy, whether the guest reached multi-user before it; times in
+# seconds since QEMU started).
 e2e_migrate ()
 {
     local name="$1" workload="$2" policy="$3" rate="$4" delay="$5"; shift 5
@@ -120,8 +135,6 @@ e2e_migrate ()
     e2e_watch_complete "$name"
     e2e_boot "$name" "nbd:unix:$tmpdir/$name.sock" "$workload"
     e2e_wait_mark "$name" multi-user
-    local before=yes
-    [ -f "$tmpdir/$name.complete" ] && before=no
     if [ "$policy" = none ]; then
         # Demand only: once the guest is done, a reader of the whole
         # disk (as a backup would) completes the copy.
@@ -143,8 +156,12 @@ e2e_migrate ()
     for k in stalls stall_us stall_wall_us; do
         e2e_result="$e2e_result $k=$(json_get "$tmpdir/$name.guest.json" $k)"
     done
-    e2e_result="$e2e_result complete=$(cat "$tmpdir/$name.complete")"
-    e2e_result="$e2e_result multi-user-before-complete=$before"
+    # Both on the console's clock (seconds since QEMU started).
+    local mu complete before=no
+    mu="$(e2e_mark "$name" multi-user)"
+    complete="$(e2e_since_boot "$name" "$(cat "$tmpdir/$name.complete")")" || return 1
+    awk -v m="$mu" -v c="$complete" 'BEGIN { exit !(m < c) }' && before=yes
+    e2e_result="$e2e_result complete=$complete multi-user-before-complete=$before"
 }
 
 # e2e_guest_stats NAME: the stats as the guest left them (it powered off),
