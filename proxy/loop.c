@@ -165,6 +165,13 @@ demand_read_done (struct engine *e)
     e->hold_until_us = time_us () + e->pacer.min_rtt_us / DEMAND_HOLD_FRACTION;
 }
 
+/* A demand read is waiting for a connection or on its way. */
+static bool
+demand_out (const struct engine *e)
+{
+  return e->queue || e->demands_inflight;
+}
+
 /* Whether pulls must wait for demand reads now; if only for the hold
  * after them, the hold timer wakes the loop when it ends.
  */
@@ -173,7 +180,7 @@ held_for_demand (struct engine *e)
 {
   uint64_t now;
 
-  if (e->queue || e->demands_inflight)
+  if (demand_out (e))
     return true;
   if ((now = time_us ()) >= e->hold_until_us)
     return false;
@@ -384,7 +391,7 @@ pull_next (struct engine *e, struct conn *c, unsigned *hole_budget)
   }
   if (op == NULL)
     return false;
-  if (e->demands_inflight || e->queue)
+  if (demand_out (e))
     atomic_fetch_add_explicit (&e->pull_bytes_under_demand, op->count,
                                memory_order_relaxed);
   e->pulls_inflight++;
