@@ -137,8 +137,7 @@ cmd_control (int argc, char **argv)
                 commands[i].args, argv[0]);
   id = argv[optind++];
   if (!ms_valid_id (id))
-    return die ("expected a volume id (1 to 64 of A-Z a-z 0-9 . _ -), "
-                "got \"%s\"", id);
+    return die ("expected a volume id (" MS_ID_RULE "), got \"%s\"", id);
   if (strcmp (argv[0], "throttle") == 0) {
     uint64_t bytes;
 

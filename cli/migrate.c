@@ -72,8 +72,8 @@ usage (FILE *fp)
 "                         [--detach] [--json]\n"
 "Migrate the disk exported at URI (the source) to this host: start nbdkit\n"
 "with the shadow filter, serving at --listen (default unix:DIR/ID.sock),\n"
-"and wait until it serves.  The files of volume ID (ID: 1 to 64 of\n"
-"A-Z a-z 0-9 . _ -) live in DIR (made 0700 if missing; files 0600):\n"
+"and wait until it serves.  ID: " MS_ID_RULE ".\n"
+"The files of volume ID live in DIR (made 0700 if missing; files 0600):\n"
 "ID.img (the shadow: the disk, once complete), ID.state, ID.json (stats),\n"
 "ID.csv (the guest's I/O, to train the next migration), ID.model,\n"
 "ID.pid, ID.log (nbdkit's messages).  An ID whose state file exists in\n"
@@ -604,8 +604,7 @@ cmd_migrate (int argc, char **argv)
     return die ("migrate: --source, --id and --dir are required (see "
                 "nbdshadow migrate --help)");
   if (!ms_valid_id (m.id))
-    return die ("--id: expected 1 to 64 of A-Z a-z 0-9 . _ -, got \"%s\"",
-                m.id);
+    return die ("--id: expected " MS_ID_RULE ", got \"%s\"", m.id);
   if (strstr (m.source, "://") == NULL)
     return die ("--source: expected an NBD URI (nbd://, nbds://, "
                 "nbd+unix://...), got \"%s\"", m.source);

@@ -242,8 +242,7 @@ cmd_status (int argc, char **argv)
   if (optind != argc)
     return die ("status: unexpected argument \"%s\"", argv[optind]);
   if (id && !ms_valid_id (id))
-    return die ("expected a volume id (1 to 64 of A-Z a-z 0-9 . _ -), "
-                "got \"%s\"", id);
+    return die ("expected a volume id (" MS_ID_RULE "), got \"%s\"", id);
   if (stats && (ro.address || ro.user || ro.password_file))
     return die ("--stats reads a file: it takes no Redis options");
   signal (SIGINT, on_interrupt);

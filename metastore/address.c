@@ -135,7 +135,7 @@ bool
 ms_valid_id (const char *id)
 {
   size_t n = strlen (id);
-  if (n == 0 || n > MS_ID_MAX)
+  if (n == 0 || n > MS_ID_MAX || !isalnum ((unsigned char) id[0]))
     return false;
   for (const char *p = id; *p; p++)
     if (!isalnum ((unsigned char) *p) && *p != '.' && *p != '_' && *p != '-')

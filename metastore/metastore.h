@@ -64,7 +64,9 @@ extern const char *ms_address_name (const struct ms_address *a, char *buf,
                                     size_t len);
 extern bool ms_address_equal (const struct ms_address *a,
                               const struct ms_address *b);
-/* [A-Za-z0-9._-]{1,64} */
+/* [A-Za-z0-9][A-Za-z0-9._-]{0,63}: a volume's files are named after it,
+ * so no hidden file ("." first) and nothing that reads as an option. */
+#define MS_ID_RULE "1 to 64 of A-Z a-z 0-9 . _ -, the first a letter or digit"
 extern bool ms_valid_id (const char *id);
 /* The first line of FILE, without its newline.  -1 with ERR. */
 extern int ms_read_password_file (const char *file, char **password,

@@ -152,8 +152,7 @@ mirror_config (const char *key, const char *value)
     return note_source_address (key, value);
   if (strcmp (key, "shadow-id") == 0) {
     if (!ms_valid_id (value)) {
-      nbdkit_error ("shadow-id: '%s' is not 1 to %d letters, digits, "
-                    "'.', '_' or '-'", value, MS_ID_MAX);
+      nbdkit_error ("shadow-id: '%s' is not %s", value, MS_ID_RULE);
       return -1;
     }
     return keep (&id, value) ? -1 : 1;

@@ -96,6 +96,10 @@ main (void)
   CHECK (!ms_valid_id (""));
   CHECK (!ms_valid_id ("a b"));
   CHECK (!ms_valid_id ("a{b}"));
+  CHECK (!ms_valid_id (".."));
+  CHECK (!ms_valid_id (".vm1"));
+  CHECK (!ms_valid_id ("-vm1"));
+  CHECK (ms_valid_id ("9vm._-"));
   CHECK (!ms_valid_id ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
   CHECK (ms_valid_id ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
 

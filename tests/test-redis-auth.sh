@@ -80,7 +80,7 @@ refuses addr "shadow-redis: 'localhost:6379' is not an address" \
     shadow-redis=localhost:6379 shadow-id=q
 refuses url "a redis:// address must not hold a user or password" \
     shadow-redis=redis://u:Url-pw-9@localhost shadow-id=q
-refuses id "shadow-id: 'a b' is not 1 to 64 letters" shadow-redis=$addr \
+refuses id "shadow-id: 'a b' is not 1 to 64 of" shadow-redis=$addr \
     shadow-id='a b'
 refuses noid "shadow-redis needs shadow-id" shadow-redis=$addr
 refuses nouser "a Redis user needs a password file" shadow-redis=$addr \
