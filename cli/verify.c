@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include <libnbd.h>
 #include <openssl/evp.h>
@@ -409,6 +410,8 @@ worker (void *opaque)
 static int
 open_side (struct verify *v, struct side *s, char *err, size_t errlen)
 {
+  struct stat st;
+
   if (s->uri) {
     struct nbd_handle *h = connect_export (v, s, 1, err, errlen);
     int r;
@@ -426,8 +429,14 @@ open_side (struct verify *v, struct side *s, char *err, size_t errlen)
     return r;
   }
   s->fd = open (s->name, O_RDONLY | O_CLOEXEC);
-  if (s->fd == -1 || (s->size = lseek (s->fd, 0, SEEK_END)) == -1) {
+  if (s->fd == -1 || fstat (s->fd, &st) == -1 ||
+      (s->size = lseek (s->fd, 0, SEEK_END)) == -1) {
     snprintf (err, errlen, "%s: %s", s->name, strerror (errno));
+    return -1;
+  }
+  if (!S_ISREG (st.st_mode) && !S_ISBLK (st.st_mode)) {
+    snprintf (err, errlen, "%s: not a regular file or block device",
+              s->name);
     return -1;
   }
   return map_file (s, err, errlen);

@@ -75,3 +75,10 @@ status=0
     > "$tmpdir/out" || status=$?
 test $status -eq 1
 grep -q '^sizes differ: source 33554432 bytes, shadow 16777216 bytes' "$tmpdir/out"
+
+# A directory given as the shadow: one line saying so, before any read.
+status=0
+"$NBDSHADOW" verify --source "$src" --shadow "$tmpdir" 2> "$tmpdir/err" ||
+    status=$?
+test $status -eq 2
+test "$(cat "$tmpdir/err")" = "nbdshadow: $tmpdir: not a regular file or block device"
