@@ -134,6 +134,7 @@ conn_down (struct conn *c, const char *why)
   free (c->verify_buf);         /* nothing writes into it any more */
   c->verify_buf = NULL;
   c->state = CONN_DOWN;
+  c->lost = c->was_up;
   ev_timer_set (&c->retry, c->backoff_ms / 1000.0, 0);
   ev_timer_start (e->loop, &c->retry);
   c->backoff_ms = c->backoff_ms * 2 < BACKOFF_MAX_MS ? c->backoff_ms * 2
@@ -166,11 +167,14 @@ conn_ready (struct conn *c)
 
   c->state = CONN_READY;
   c->backoff_ms = BACKOFF_MIN_MS;
-  if (c->was_up) {
+  /* Not on a connection verified again once the fingerprint is known:
+   * it never went away. */
+  if (c->lost) {
     atomic_fetch_add_explicit (&e->reconnects, 1, memory_order_relaxed);
     say (e, false, "connection %u to the source is back", c->index);
   }
   c->was_up = true;
+  c->lost = false;
   update_connected (e);
 }
 

@@ -98,7 +98,8 @@ struct conn {
   unsigned index;
   struct nbd_handle *nbd;
   enum conn_state state;
-  bool was_up;                  /* reached READY before: a reconnect */
+  bool was_up;                  /* has reached READY */
+  bool lost;                    /* went down since: READY again is a reconnect */
   ev_io io;
   ev_timer retry;
   unsigned backoff_ms;

@@ -40,6 +40,8 @@ check_copy ()
     stop_server $name
     test "$(json_get "$tmpdir/$name.json" bytes_fetched)" -eq "$fetched"
     test "$(json_get "$tmpdir/$name.json" hits)" -gt 0
+    # Nothing went wrong on the link: no reconnect to report.
+    test "$(json_get "$tmpdir/$name.json" reconnects)" -eq 0
 
     # qemu-img on a fresh shadow (it rounds the size up to 512 bytes
     # and pads with zeroes: compare the real bytes with cmp -n).
