@@ -7,7 +7,11 @@
  * guest's requests (most of them on history blocks, where a future that
  * goes on would have none) can change the blend: predict must stall far
  * less than the same model held to its first blend (predict-fixed).
- * Deterministic: no clocks in the result.
+ * Twice: the future's requests back to back at ratio 1; and a guest that
+ * makes one request, then pauses for two seconds, in which the link
+ * could pull every history block: the judgement must come from that
+ * first request, not wait for more.  Deterministic: no clocks in the
+ * result.
  */
 #include <assert.h>
 #include <stdio.h>
@@ -18,6 +22,7 @@
 #define VOLUME_BLOCKS 65536
 #define READS 2000
 #define GAP_US 200              /* READS * GAP_US < one bandit epoch */
+#define PAUSE_US 2000000        /* the link pulls READS blocks in it */
 
 /* The history, and its rerun, paused for PAUSE us after its first
  * request. */
@@ -65,5 +70,8 @@ main (void)
 {
   assert (READS * GAP_US < BANDIT_EPOCH_US);
   check (0, (struct sim_config) { .bandwidth_ratio = 1 });
+  check (PAUSE_US, (struct sim_config) {
+           .bandwidth = (double) READS * PAIR_BS * 1e6 / PAUSE_US
+         });
   return 0;
 }
