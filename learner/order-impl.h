@@ -90,10 +90,8 @@ struct order {
   bool started;
   enum source_kind source;      /* probed at the first order_next */
   enum future_kind future;      /* whose blend is followed */
-  uint32_t window_requests;     /* this window's observed requests */
-  uint32_t window_repeats;      /* ... that started on a history block */
-  bool future_judged;           /* a window has judged the future */
-  uint32_t future_votes;        /* windows in a row against o->future */
+  double future_evidence;       /* for a rerun (follow_future) */
+  bool future_judged;           /* the evidence has leant once */
 
   /* the region model (order-regions.c) */
   struct seqmodel *seq;         /* online copy of the model's */

@@ -13,6 +13,7 @@
  * skip blocks already present or in flight, so a block one of them
  * pulled is never pulled again by another.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -266,7 +267,6 @@ portfolio_start (struct order *o, block_present_fn is_present, void *ctx)
     blend = regions;
   else if (o->policy == POLICY_PREDICT || o->policy == POLICY_PREDICT_FIXED) {
     o->source = probe_source (o, is_present, ctx);
-    o->future = FUTURE_EITHER;
     blend = o->model->blend[o->source][o->future];
   }
   if (o->uses[STRATEGY_REGIONS])
@@ -412,45 +412,46 @@ would_pull (const struct order *o, int k, uint64_t block, uint64_t soon)
  * stays cheap. */
 #define CREDIT_BLOCKS 64
 
-/* Is the guest doing its history's work again?  Judged on each window of
- * this many requests: one that reruns the history starts every request
- * on a history block, one where the history goes on starts the model's
- * goes_on_repeat share g of them there.  The nearer wins, and its blend
- * (train's best for a rerun, or the one for either) replaces the one
- * followed if it differs, the bandit starting afresh from it: at once
- * the first time, later only when two windows in a row agree, so that a
- * guest near the middle does not throw the bandit's record away at every
- * window.  When the two shares lie less than three standard errors of a
- * window apart (1 - g < 3 sqrt (g (1 - g) / n), i.e. g > n / (n + 9)) a
- * window cannot tell them apart, and the blend for either stays. */
+/* Is the guest doing its history's work again?  One that reruns the
+ * history starts every request on a history block, one where the
+ * history goes on starts the model's goes_on_repeat share g of them
+ * there.  Each request moves the evidence by its distance from the
+ * midpoint (1 if on a history block, 0 if not, less (1 + g) / 2), held
+ * within three standard errors of the sum over a window of
+ * FUTURE_WINDOW requests (at least one request's step).  The first judgement comes as soon as the
+ * evidence leans either way: the guest's first requests may be seconds
+ * apart, and the link pulls all that time.  Later the blend changes only
+ * when the evidence reaches the other bound, so a guest whose work
+ * changes turns it within about a window, and a guest near the middle
+ * does not swing it (and throw the bandit's record away) at every
+ * request.  When g lies so near
+ * 1 that a window cannot tell the two apart (1 - g < 3 sqrt (g (1 - g) /
+ * n), i.e. g > n / (n + 9)), the blend for either stays.  A change of
+ * blend starts the bandit afresh from the new one. */
 #define FUTURE_WINDOW 64
 
 static void
-follow_future (struct order *o, uint64_t first)
+follow_future (struct order *o, bool on_history)
 {
   enum future_kind f, was;
   double g = o->model->goes_on_repeat;
+  double bound = fmax (3 * sqrt (FUTURE_WINDOW * g * (1 - g)), (1 - g) / 2);
 
   if (g > FUTURE_WINDOW / (FUTURE_WINDOW + 9.0))
     return;
-  o->window_requests++;
-  o->window_repeats +=
-    u64map_get (&o->model->blocks.index, first) != U64MAP_NONE;
-  if (o->window_requests < FUTURE_WINDOW)
+  o->future_evidence += (on_history ? 1 : 0) - (1 + g) / 2;
+  o->future_evidence = fmax (-bound, fmin (bound, o->future_evidence));
+  if (o->future_evidence == 0)
     return;
-  f = 2.0 * o->window_repeats >= (1.0 + g) * o->window_requests
-    ? FUTURE_RERUN : FUTURE_EITHER;
-  o->window_requests = o->window_repeats = 0;
-  if (f == o->future) {
-    o->future_votes = 0;
-    return;
-  }
-  if (o->future_judged && ++o->future_votes < 2)
+  f = o->future_evidence > 0 ? FUTURE_RERUN : FUTURE_EITHER;
+  if (f == o->future || (o->future_judged &&
+                         fabs (o->future_evidence) < bound))
     return;
   o->future_judged = true;
-  o->future_votes = 0;
   was = o->future;
   o->future = f;
+  if (!o->started)
+    return;                     /* portfolio_start follows it */
   if (memcmp (o->model->blend[o->source][f], o->model->blend[o->source][was],
               sizeof o->model->blend[o->source][f]) == 0)
     return;
@@ -469,8 +470,8 @@ portfolio_observe (struct order *o, uint64_t now_us, uint64_t first,
 
   if (!o->clock_started)
     return;                     /* regions_observe set the clock */
-  if (o->started)
-    follow_future (o, first);
+  follow_future (o, u64map_get (&o->model->blocks.index, first)
+                 != U64MAP_NONE);
   for (uint64_t b = first; b <= end; b++) {
     struct pulled *p = &o->pulled[pulled_slot (b)];
     if (p->block == b + 1) {

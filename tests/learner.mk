@@ -19,11 +19,11 @@ TESTS += $(LEARNER_TESTS) test-order test-seqmodel test-bandit test-adapt \
 	test-rerun
 
 check_PROGRAMS += test-order test-seqmodel test-bandit test-adapt test-rerun
-test_adapt_SOURCES = test-adapt.c
+test_adapt_SOURCES = test-adapt.c predict-pair.c predict-pair.h
 test_adapt_LDADD = ../learner/liblearner.la ../common/libcommon.la
 test_bandit_SOURCES = test-bandit.c
 test_bandit_LDADD = ../learner/liblearner.la ../common/libcommon.la -lm
-test_rerun_SOURCES = test-rerun.c
+test_rerun_SOURCES = test-rerun.c predict-pair.c predict-pair.h
 test_rerun_LDADD = ../learner/liblearner.la ../common/libcommon.la
 test_order_SOURCES = test-order.c
 test_order_LDADD = ../learner/liblearner.la ../common/libcommon.la
