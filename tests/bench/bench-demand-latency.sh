@@ -19,10 +19,26 @@
 # (and then the filter loses tokens, serving big requests at a fraction
 # of the rate), an idle-link read there pays for no transfer at all.
 #
-#   cd tests && flock /tmp/nbdshadow-bench.lock bench/bench-demand-latency.sh
+# LINK_MODEL=tbf (as root): an honest FIFO link instead of the rate
+# filter.  The script re-runs itself in a private network namespace
+# (unshare -n), where lo (MTU 1500) gets a tbf qdisc of the link's rate
+# (a bucket of 1 ms of it, at least two packets; up to 100 ms queued);
+# the source serves on TCP 127.0.0.1 behind --filter=delay alone, the
+# shadow reaches it there, and the guest reaches the shadow over a unix
+# socket.  Every byte the pulls send then sits ahead of a demand reply
+# in one queue, and an idle-link read pays its block's transfer.  Rates
+# count TCP/IP headers (about 4 % at MTU 1500): the pulls' MB/s is the
+# data.
+#
+#   cd tests && /work/bin/quiet bench/bench-demand-latency.sh
 #   READS=200 LINKS="unix 1G:1ms 100M:5ms" BURSTINESS=0.01 \
 #       SHADOW_PARAMS="shadow-inflight=64" bench/bench-demand-latency.sh
+#   LINK_MODEL=tbf LINKS="100M:5ms" bench/bench-demand-latency.sh
 # SHADOW_FILTER=path/to/nbdkit-shadow-filter.so: measure that build.
+link_model=${LINK_MODEL:-rate}
+if [ "$link_model" = tbf ] && [ -z "${BENCH_IN_NETNS:-}" ]; then
+    exec env BENCH_IN_NETNS=1 unshare -n "$0" "$@"
+fi
 source "$(dirname "$0")/../functions.sh"
 FILTER=${SHADOW_FILTER:-$FILTER}
 requires /usr/bin/python3 -c 'import nbd'
@@ -31,6 +47,16 @@ reads=${READS:-200}
 links=${LINKS:-"unix 1G:1ms 100M:5ms"}
 burstiness=${BURSTINESS:-0.01}
 util_secs=${UTIL_SECS:-4}
+case $link_model in
+    rate) ;;
+    tbf)
+        requires tc -V
+        ip link set lo up
+        ip link set lo mtu 1500
+        ;;
+    *) echo "$0: LINK_MODEL must be rate or tbf"; exit 1 ;;
+esac
+port=10809                      # in the private namespace: nothing else there
 
 cat > "$tmpdir/reader.py" <<'PY'
 # READS random 4K reads, one per block of the upper half, GAP_MS apart.
@@ -66,8 +92,8 @@ sample ()
     echo "$(date -r "$f" +%s.%N) $(stat "$1" bytes_pulled)"
 }
 
-printf "demand latency (ms), %s reads of 4K one at a time; burstiness %s s\n" \
-    "$reads" "$burstiness"
+printf "demand latency (ms), %s reads of 4K one at a time; link model %s%s\n" \
+    "$reads" "$link_model" "$([ $link_model = rate ] && echo ", burstiness $burstiness s")"
 printf "%-10s %7s %7s %7s  %7s %7s %7s  %6s %6s  %6s %6s %6s  %8s %6s %8s\n" link \
     "idle50" "idle99" "idlemn" "pull50" "pull99" "pullmn" "x p50" "x mean" \
     "floor" "f p50" "f mean" "pull MB/s" "use %" "window K"
@@ -83,14 +109,27 @@ for link in $links; do
         size=$(( bits / 8 * 40 / 1024 / 1024 / 1024 + 1 ))G
         gap=$(( ${delay%ms} * 10 )) warm=2 secs=$util_secs
         floor=$(echo "${delay%ms} + 65536 * 8 * 1000 / $bits" | bc -l)
-        start_server "src_$l" -t 64 --filter=delay --filter=rate \
-            pattern $size rdelay=$delay rate=$bits burstiness=$burstiness
+        if [ $link_model = tbf ]; then
+            burst=$(( bits / 8 / 1000 ))
+            [ $burst -ge 3028 ] || burst=3028
+            tc qdisc replace dev lo root tbf rate ${bits}bit burst $burst latency 100ms
+            TCP_PORT=$port start_server "src_$l" -t 64 --filter=delay pattern $size rdelay=$delay
+        else
+            start_server "src_$l" -t 64 --filter=delay --filter=rate \
+                pattern $size rdelay=$delay rate=$bits burstiness=$burstiness
+        fi
     fi
     for c in idle pulling; do
         n=${c}_$l
         policy=none
         [ $c = pulling ] && policy=sequential
-        start_shadow "$n" "src_$l" shadow-policy=$policy ${SHADOW_PARAMS:-}
+        if [ $link_model = tbf ] && [ "$link" != unix ]; then
+            start_server "$n" --filter="$FILTER" nbd hostname=127.0.0.1 port=$port \
+                shadow-file="$tmpdir/$n.img" shadow-state="$tmpdir/$n.state" \
+                shadow-stats="$tmpdir/$n.json" shadow-policy=$policy ${SHADOW_PARAMS:-}
+        else
+            start_shadow "$n" "src_$l" shadow-policy=$policy ${SHADOW_PARAMS:-}
+        fi
         if [ $c = pulling ]; then
             wait_json "$tmpdir/$n.json" state copying
             sleep $warm                 # the pacer's start
