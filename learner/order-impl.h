@@ -95,6 +95,9 @@ struct order {
 
   /* the region model (order-regions.c) */
   struct seqmodel *seq;         /* online copy of the model's */
+  struct seq_tape *tape;        /* its predictions recorded, or NULL */
+  bool tape_played;             /* ... and played back, not recorded */
+  size_t observed;              /* requests regions_observe saw */
   uint64_t urgent[URGENT_MAX];  /* stack of predicted blocks */
   size_t nurgent;
   uint64_t neighbours[2 * STALL_RADIUS];        /* of the latest stall */

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "order-impl.h"
+#include "seqtape.h"
 
 /* ---- the region heap ---- */
 
@@ -495,7 +496,6 @@ regions_observe (struct order *o, uint64_t now_us, uint64_t first,
                  uint64_t last, bool is_write, bool was_hit)
 {
   uint64_t blocks[SEQ_TOPK], ts;
-  double probs[SEQ_TOPK];
   int n;
 
   if (!o->clock_started) {
@@ -519,8 +519,8 @@ regions_observe (struct order *o, uint64_t now_us, uint64_t first,
         o->neighbours[o->nneighbours++] = first - d;
     }
   }
-  seqmodel_observe (o->seq, first, last);
-  n = seqmodel_predict (o->seq, blocks, probs);
+  n = seq_tape_step (o->tape, o->observed++, o->tape_played, o->seq, first,
+                     last, blocks);
   /* Push the least likely first so the likeliest is on top. */
   while (n-- > 0)
     if (blocks[n] < first || blocks[n] > last)

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "order-impl.h"
+#include "seqtape.h"
 
 #define FILTER_ENTRY(name, model, what) { name, model, false, what },
 #define SIMULATOR_ENTRY(name, model, what) { name, model, true, what },
@@ -491,6 +492,13 @@ portfolio_observe (struct order *o, uint64_t now_us, uint64_t first,
   }
   if (o->started && bandit_tick (&o->bandit, now_us))
     update_weights (o);
+}
+
+void
+order_use_tape (struct order *o, struct seq_tape *t)
+{
+  o->tape = t;
+  o->tape_played = t->n > 0;
 }
 
 void

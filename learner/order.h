@@ -86,6 +86,12 @@ extern void order_free (struct order *o);
  * needed.  Only for "oracle"; -1 on other policies or out of memory. */
 extern int order_seed (struct order *o, const uint64_t *blocks, size_t n);
 
+/* The simulator's: the sequence model's predictions come from tape T
+ * (seqtape.h), recorded by this order if T is empty, else played back.
+ * Before the first order_observe. */
+struct seq_tape;
+extern void order_use_tape (struct order *o, struct seq_tape *t);
+
 /* A guest request touched blocks [FIRST, LAST] at NOW_US (any clock that
  * only goes forward).  WAS_HIT: every block was already local (false =
  * it stalled on the source: a missed prediction).  Cheap: a few us. */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "seqtape.h"
 #include "sim.h"
 
 #define R STRATEGY_REGIONS
@@ -91,8 +92,9 @@ repeat_share (const struct model *m, const struct trace *future)
  * replaying FUTURE after HISTORY with model M, at every ratio. */
 static int
 score_scenario (struct model *m, const struct trace *history,
-                const struct trace *future, int kind, uint64_t block_size,
-                size_t nratios, double cost[NCANDIDATES], char *err)
+                const struct trace *future, struct seq_tape *tape, int kind,
+                uint64_t block_size, size_t nratios,
+                double cost[NCANDIDATES], char *err)
 {
   for (size_t r = 0; r < nratios; r++) {
     struct sim_config cfg = {
@@ -105,6 +107,7 @@ score_scenario (struct model *m, const struct trace *history,
 
     if (sim_prepare (&sc, history, future, &cfg, err) == -1)
       return -1;
+    sc.seq_tape = tape;
     for (size_t c = 0; c < NCANDIDATES; c++) {
       struct sim_result res;
       /* Both kinds: the probe decides which the order follows. */
@@ -154,6 +157,8 @@ portfolio_choose (struct model *m, const struct trace *history,
   struct trace h1 = { 0 }, h2 = { 0 }, rerun = { 0 };
   struct train_options sub_opts = *opts;
   struct model *sub = NULL;
+  /* Each future is replayed after one model only. */
+  struct seq_tape goes_on_tape = { 0 }, rerun_tape = { 0 };
   size_t chosen[NSOURCES][NFUTURES] = { { 0 } };
   int ret = -1;
 
@@ -197,10 +202,10 @@ portfolio_choose (struct model *m, const struct trace *history,
            (pulls += NCANDIDATES * ratios[nratios] * (n1 + n2))
            <= SCORE_BUDGET)
       nratios++;
-    if (score_scenario (sub, &h1, &h2, kind, opts->block_size, nratios,
-                        goes_on, err) == -1 ||
-        score_scenario (m, history, &rerun, kind, opts->block_size, nratios,
-                        rerun_cost, err) == -1)
+    if (score_scenario (sub, &h1, &h2, &goes_on_tape, kind, opts->block_size,
+                        nratios, goes_on, err) == -1 ||
+        score_scenario (m, history, &rerun, &rerun_tape, kind,
+                        opts->block_size, nratios, rerun_cost, err) == -1)
       goto out;
     for (size_t c = 0; c < NCANDIDATES; c++)
       either[c] = goes_on[c] + rerun_cost[c];
@@ -214,6 +219,8 @@ portfolio_choose (struct model *m, const struct trace *history,
       memcpy (m->blend[k][f], candidates[chosen[k][f]],
               sizeof m->blend[k][f]);
   model_free (sub);
+  seq_tape_free (&goes_on_tape);
+  seq_tape_free (&rerun_tape);
   trace_free (&h1);
   trace_free (&h2);
   trace_free (&rerun);

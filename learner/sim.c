@@ -386,6 +386,8 @@ sim_run (const struct sim_scenario *s, const char *policy,
   res->start_s = (time_ns () - t_new) / 1e9;
   if (!o)
     return -1;
+  if (s->seq_tape)
+    order_use_tape (o, s->seq_tape);
   if (strcmp (policy, "oracle") == 0 &&
       order_seed (o, s->oracle, s->noracle) == -1) {
     snprintf (err, LEARNER_ERRLEN, "out of memory");

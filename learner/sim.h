@@ -39,6 +39,9 @@ struct sim_scenario {
   uint64_t *oracle;             /* future blocks by first access */
   size_t noracle;
   uint64_t new_blocks;          /* of which the history never touched */
+  /* NULL, or set by the caller: the sequence model's predictions, shared
+   * by every run of this future after one model (seqtape.h). */
+  struct seq_tape *seq_tape;
 };
 
 struct sim_point {
