@@ -14,16 +14,16 @@
 #   cd tests && flock /tmp/nbdshadow-bench.lock bench/bench-e2e-migrate.sh
 #   ROUNDS=3 LINKS="100M:5ms 1G:1ms" WORKLOADS="boot build sqlite unpack scan" \
 #     POLICIES="baseline none sequential first-access predict" bench/bench-e2e-migrate.sh
+# The guest's clock counts its instructions at 2^2 ns each (250 MIPS, what
+# TCG delivers here with -icount) and real time while it idles; times on
+# it do not follow the host CPU QEMU gets.  E2E_ICOUNT= (empty) turns it off.
+E2E_ICOUNT="${E2E_ICOUNT-shift=2,sleep=on}"
 source "$(dirname "$0")/../functions.sh"
 source "$abs_top_srcdir/tests/e2e/e2e-lib.sh"
 requires qemu-system-x86_64 --version
 requires nbdcopy --version
 e2e_image
 
-# The guest's clock counts its instructions at 2^2 ns each (250 MIPS, what
-# TCG delivers here with -icount) and real time while it idles; times on
-# it do not follow the host CPU QEMU gets.  E2E_ICOUNT= (empty) turns it off.
-E2E_ICOUNT="${E2E_ICOUNT-shift=2,sleep=on}"
 rounds=${ROUNDS:-3}
 links=${LINKS:-100M:5ms 1G:1ms}
 workloads=${WORKLOADS:-boot build sqlite unpack scan}
