@@ -7,6 +7,12 @@
 e2e_dir="$(cd "$(dirname "${BASH_SOURCE[0]:-$0}")" && pwd)"
 E2E_MEMORY="${E2E_MEMORY:-512}"
 E2E_BOOT_TIMEOUT="${E2E_BOOT_TIMEOUT:-600}"
+# E2E_ICOUNT: QEMU's -icount argument (e.g. shift=1,sleep=on), empty for
+# none.  With a fixed shift the guest's clock advances by its instruction
+# count while it computes and by real time while it idles (waiting for
+# its disk), so guest times to markers do not follow the host CPU that
+# QEMU gets; see docs/BENCHMARKS.md, section 6.
+E2E_ICOUNT="${E2E_ICOUNT:-}"
 
 # e2e_image: build the guest once per machine (cached); sets $e2e_image_dir
 # (holding disk.img, vmlinuz, initrd.img).
@@ -26,7 +32,7 @@ e2e_fresh_disk ()
 # the workload named on the kernel command line.  The serial console,
 # each line prefixed with the seconds since QEMU started, goes to
 # $tmpdir/NAME.console and that start (epoch seconds) to $tmpdir/NAME.start;
-# sets $guest_pid_NAME.
+# sets $guest_pid_NAME.  QEMU runs with -icount $E2E_ICOUNT when that is set.
 e2e_boot ()
 {
     local name="$1" disk="$2" workload="$3" console="$tmpdir/$1.console"
@@ -36,6 +42,7 @@ e2e_boot ()
     (
         timeout --kill-after=10 "$E2E_BOOT_TIMEOUT" \
             qemu-system-x86_64 -machine q35,accel=tcg -m "$E2E_MEMORY" -smp 1 \
+                ${E2E_ICOUNT:+-icount "$E2E_ICOUNT"} \
                 -display none -monitor none -serial stdio -no-reboot \
                 -kernel "$e2e_image_dir/vmlinuz" -initrd "$e2e_image_dir/initrd.img" \
                 -append "root=/dev/vda rw console=ttyS0 loglevel=4 panic=1 no_timer_check nbdshadow.workload=$workload" \
@@ -59,6 +66,25 @@ e2e_wait ()
 e2e_mark ()
 {
     awk -v m="NBDSHADOW-MARK $2" 'index($0, m) { print $1; exit }' "$tmpdir/$1.console"
+}
+
+# e2e_guest_mark NAME MARKER: the guest's own clock (seconds since its
+# kernel started, /proc/uptime) when it printed the marker, empty if it
+# never came.
+e2e_guest_mark ()
+{
+    awk -v m="NBDSHADOW-MARK $2" 'index($0, m) {
+        for (i = 1; i <= NF; i++) if ($i ~ /^uptime=/) { print substr($i, 8); exit }
+        exit }' "$tmpdir/$1.console"
+}
+
+# e2e_marks NAME: the markers of a finished run, host and guest clocks,
+# as the first fields of a result line.
+e2e_marks ()
+{
+    echo "multi-user=$(e2e_mark "$1" multi-user) done=$(e2e_mark "$1" workload-done)" \
+         "guest-multi-user=$(e2e_guest_mark "$1" multi-user)" \
+         "guest-done=$(e2e_guest_mark "$1" workload-done)"
 }
 
 # e2e_wait_mark NAME MARKER [SECONDS]: wait (default the boot timeout)
@@ -125,7 +151,7 @@ e2e_since_boot ()
 # back equals the shadow file.  Leaves the destination running and sets
 # e2e_result (one line: markers, stalls, stall time, the time to the
 # complete copy, whether the guest reached multi-user before it; times in
-# seconds since QEMU started).
+# seconds since QEMU started, and the markers also on the guest's clock).
 e2e_migrate ()
 {
     local name="$1" workload="$2" policy="$3" rate="$4" delay="$5"; shift 5
@@ -151,7 +177,7 @@ e2e_migrate ()
     fi
     e2e_check_console "$name"
     e2e_check_shadow "$name"
-    e2e_result="multi-user=$(e2e_mark "$name" multi-user) done=$(e2e_mark "$name" workload-done)"
+    e2e_result="$(e2e_marks "$name")"
     local k
     for k in stalls stall_us stall_wall_us; do
         e2e_result="$e2e_result $k=$(json_get "$tmpdir/$name.guest.json" $k)"
