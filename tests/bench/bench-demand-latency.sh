@@ -123,13 +123,11 @@ for link in $links; do
         n=${c}_$l
         policy=none
         [ $c = pulling ] && policy=sequential
-        if [ $link_model = tbf ] && [ "$link" != unix ]; then
-            start_server "$n" --filter="$FILTER" nbd hostname=127.0.0.1 port=$port \
-                shadow-file="$tmpdir/$n.img" shadow-state="$tmpdir/$n.state" \
-                shadow-stats="$tmpdir/$n.json" shadow-policy=$policy ${SHADOW_PARAMS:-}
-        else
-            start_shadow "$n" "src_$l" shadow-policy=$policy ${SHADOW_PARAMS:-}
-        fi
+        source_addr=
+        [ $link_model = tbf ] && [ "$link" != unix ] &&
+            source_addr="hostname=127.0.0.1 port=$port"
+        shadow_source=$source_addr start_shadow "$n" "src_$l" \
+            shadow-policy=$policy ${SHADOW_PARAMS:-}
         if [ $c = pulling ]; then
             wait_json "$tmpdir/$n.json" state copying
             sleep $warm                 # the pacer's start
