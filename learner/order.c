@@ -419,16 +419,16 @@ would_pull (const struct order *o, int k, uint64_t block, uint64_t soon)
  * there.  Each request moves the evidence by its distance from the
  * midpoint (1 if on a history block, 0 if not, less (1 + g) / 2), held
  * within three standard errors of the sum over a window of
- * FUTURE_WINDOW requests (at least one request's step).  The first judgement comes as soon as the
- * evidence leans either way: the guest's first requests may be seconds
- * apart, and the link pulls all that time.  Later the blend changes only
- * when the evidence reaches the other bound, so a guest whose work
- * changes turns it within about a window, and a guest near the middle
- * does not swing it (and throw the bandit's record away) at every
- * request.  When g lies so near
- * 1 that a window cannot tell the two apart (1 - g < 3 sqrt (g (1 - g) /
- * n), i.e. g > n / (n + 9)), the blend for either stays.  A change of
- * blend starts the bandit afresh from the new one. */
+ * FUTURE_WINDOW requests (at least one request's step).  The first
+ * judgement comes as soon as the evidence leans either way: the guest's
+ * first requests may be seconds apart, and the link pulls all that
+ * time.  Later the blend changes only when the evidence reaches the
+ * other bound, so a guest whose work changes turns it within about a
+ * window, and a guest near the middle does not swing it (and throw the
+ * bandit's record away) at every request.  When g lies so near 1 that a
+ * window cannot tell the two apart (1 - g < 3 sqrt (g (1 - g) / n),
+ * i.e. g > n / (n + 9)), the blend for either stays.  A change of blend
+ * starts the bandit afresh from the new one. */
 #define FUTURE_WINDOW 64
 
 static void
