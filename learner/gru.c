@@ -91,24 +91,30 @@ static void
 step_backward (const float *P, float *G, float scale, const struct gru_step *s,
                int y, const float *dh_in, float *dh_prev)
 {
-  float dlogit[V], dh[H], daz[H], dar[H], dan[H], dun[H];
+  float dlogit[V], dh[H], daz[H], dar[H], dan[H], dun[H], h[H], h_prev[H];
   const int x = s->x;
 
+  /* Local copies: G may be the parameters, and the compiler vectorizes
+   * the loops below only over arrays nothing else can alias.  Every
+   * sum still adds its terms in the same order, so the results are the
+   * same to the bit. */
+  memcpy (h, s->h, sizeof h);
+  memcpy (h_prev, s->h_prev, sizeof h_prev);
   for (int k = 0; k < V; k++)
     dlogit[k] = s->p[k] - (k == y);
-  for (int i = 0; i < H; i++) {
+  for (int i = 0; i < H; i++)
     dh[i] = dh_in ? dh_in[i] : 0;
-    for (int k = 0; k < V; k++)
+  for (int k = 0; k < V; k++)
+    for (int i = 0; i < H; i++)
       dh[i] += W_OUT (P, k, i) * dlogit[k];
-  }
   for (int k = 0; k < V; k++) {
     for (int i = 0; i < H; i++)
-      W_OUT (G, k, i) += scale * dlogit[k] * s->h[i];
+      W_OUT (G, k, i) += scale * dlogit[k] * h[i];
     B_OUT (G, k) += scale * dlogit[k];
   }
   for (int i = 0; i < H; i++) {
     float dn = dh[i] * (1 - s->z[i]);
-    float dz = dh[i] * (s->h_prev[i] - s->n[i]);
+    float dz = dh[i] * (h_prev[i] - s->n[i]);
     dan[i] = dn * (1 - s->n[i] * s->n[i]);
     dun[i] = dan[i] * s->r[i];
     dar[i] = dan[i] * s->un[i] * s->r[i] * (1 - s->r[i]);
@@ -116,15 +122,19 @@ step_backward (const float *P, float *G, float scale, const struct gru_step *s,
     if (dh_prev)
       dh_prev[i] = dh[i] * s->z[i];
   }
+  /* All recurrent weights are read before the first is updated. */
+  if (dh_prev)
+    for (int i = 0; i < H; i++) {
+      const float dgate[3] = { daz[i], dar[i], dun[i] };
+      for (int g = 0; g < 3; g++)
+        for (int j = 0; j < H; j++)
+          dh_prev[j] += W_REC (P, g, i, j) * dgate[g];
+    }
   for (int i = 0; i < H; i++) {
     const float dgate[3] = { daz[i], dar[i], dun[i] };
-    for (int g = 0; g < 3; g++) {
-      for (int j = 0; j < H; j++) {
-        if (dh_prev)
-          dh_prev[j] += W_REC (P, g, i, j) * dgate[g];
-        W_REC (G, g, i, j) += scale * dgate[g] * s->h_prev[j];
-      }
-    }
+    for (int g = 0; g < 3; g++)
+      for (int j = 0; j < H; j++)
+        W_REC (G, g, i, j) += scale * dgate[g] * h_prev[j];
     W_IN (G, 0, i, x) += scale * daz[i];
     W_IN (G, 1, i, x) += scale * dar[i];
     W_IN (G, 2, i, x) += scale * dan[i];

@@ -99,8 +99,13 @@ seqmodel_observe (struct seqmodel *m, uint64_t first, uint64_t last)
 {
   if (m->have_last) {
     int cls = class_of (&m->vocab, (int64_t) (first - m->last_block));
-    ngram_observe (&m->ngram, cls);
-    gru_observe (&m->gru, cls, ONLINE_RATE);
+    /* Only the model whose predictions are used learns: the other's
+     * state reaches no prediction, and the GRU's step costs the guest's
+     * path several times the n-gram's. */
+    if (m->kind == SEQ_GRU)
+      gru_observe (&m->gru, cls, ONLINE_RATE);
+    else
+      ngram_observe (&m->ngram, cls);
   }
   m->last_block = last;
   m->have_last = true;

@@ -46,8 +46,9 @@ struct gru {
   bool started;
 };
 
-/* A delta predictor as used online: both models are kept (each learns
- * from every access), KIND says whose predictions are used. */
+/* A delta predictor as used online: both models are trained, KIND (the
+ * better on the history's last part) says whose predictions are used,
+ * and only that one learns from the guest's requests. */
 struct seqmodel {
   struct delta_vocab vocab;
   struct ngram ngram;
