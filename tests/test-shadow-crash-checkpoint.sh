@@ -16,14 +16,21 @@ shadow_opts="-v -D shadow.fetch=1"
 # Run 1: write a sector of block 0, flush, and while the flush's
 # checkpoint pauses, read another sector of block 0 (a demand fetch
 # completes it).  Killed as soon as the flush returns: the next periodic
-# checkpoint is still in its own pause then.
+# checkpoint is still in its own pause then.  The read waits for the
+# pause to show in the log (a fixed sleep missed it on a loaded machine).
 shadow_opts="$shadow_opts -D shadow.checkpoint_pause_ms=1500" \
     start_shadow sh src shadow-block-size=64K shadow-policy=none
 nbdsh -u "$(uri sh)" -c "
 import os, signal, time
+def pauses():
+    with open('$tmpdir/sh.log', errors='replace') as f:
+        return f.read().count('checkpoint: pausing')
 h.pwrite(b'\xaa' * 512, 0)
+before = pauses()
 flush = h.aio_flush()
-time.sleep(0.3)
+deadline = time.monotonic() + 20
+while pauses() == before and time.monotonic() < deadline:
+    time.sleep(0.01)
 h.pread(512, 4096)
 while not h.aio_command_completed(flush):
     h.poll(-1)
