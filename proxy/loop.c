@@ -156,13 +156,17 @@ first_map_done (struct engine *e, struct op *op, bool lost)
  * is sent while a demand read waits or is in flight, nor for a moment
  * after the last one is answered.  What was in flight already is all
  * a demand read can find ahead of it: the pacer keeps that near the
- * link's bandwidth-delay product.
+ * link's bandwidth-delay product, and while demand reads come (for a
+ * while after each, pacer_demand) to what just fills the link.
  */
 static void
 demand_read_done (struct engine *e)
 {
+  uint64_t now = time_us ();
+
+  pacer_demand (&e->pacer, now);
   if (--e->demands_inflight == 0 && e->pacer.min_rtt_us != UINT64_MAX)
-    e->hold_until_us = time_us () + e->pacer.min_rtt_us / DEMAND_HOLD_FRACTION;
+    e->hold_until_us = now + e->pacer.min_rtt_us / DEMAND_HOLD_FRACTION;
 }
 
 /* A demand read is waiting for a connection or on its way. */
@@ -343,8 +347,8 @@ send_map (struct engine *e, struct conn *c, uint64_t b)
 static bool
 pull_next (struct engine *e, struct conn *c, unsigned *hole_budget)
 {
-  unsigned max_blocks = pacer_request_size (&e->pacer, e->params.block_size)
-                        >> e->block_shift;
+  unsigned max_blocks = pacer_request_size (&e->pacer, e->params.block_size,
+                                           time_us ()) >> e->block_shift;
   struct op *op = NULL;
   uint64_t b, last = 0;
 
@@ -444,13 +448,13 @@ fill (struct engine *e)
   if (held_for_demand (e))
     return;
   while (e->pulls_inflight < e->params.inflight &&
-         e->pull_bytes_inflight < e->pacer.window) {
+         pacer_may_send (&e->pacer, e->pull_bytes_inflight, time_us ())) {
     struct conn *c = pull_conn (e);
     uint64_t wait;
 
     if (c == NULL)
       return;
-    if ((wait = pacer_cap_wait_us (&e->pacer, time_us ())) > 0) {
+    if ((wait = pacer_wait_us (&e->pacer, time_us ())) > 0) {
       if (!ev_is_active (&e->pace)) {
         ev_timer_set (&e->pace, wait / 1e6, 0);
         ev_timer_start (e->loop, &e->pace);
@@ -466,7 +470,9 @@ fill (struct engine *e)
     end_of_pass (e);
 }
 
-/* The cap allows another pull: the prepare watcher sends it. */
+/* The cap or the guest's headroom allows another pull: the prepare
+ * watcher sends it.
+ */
 void
 pace_cb (struct ev_loop *loop, ev_timer *w, int revents)
 {

@@ -8,12 +8,21 @@
  * quarter of the smallest round trip, at least 1 ms and one block's
  * transfer) and shrinks when it is above twice that, settling near the
  * bandwidth-delay product, never below two requests.
+ *
+ * While the guest stalls (a demand read in the last ACTIVE_ROUND_TRIPS
+ * one-block round trips), a demand reply queues behind every pull byte
+ * already sent, so the pacer then keeps only what fills the link:
+ * one-block requests, and in flight the bytes the link's pure delay
+ * holds plus one block (the delay estimated apart from the transfer),
+ * spaced to leave the guest's reads some of the link.  When the guest
+ * is idle, none of that applies.
  * Plain arithmetic on timestamps: no I/O, no locking, no libev.
  */
 
 #ifndef NBDSHADOW_PACER_H
 #define NBDSHADOW_PACER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct pacer {
@@ -25,6 +34,13 @@ struct pacer {
    * so that it follows a path that got slower.
    */
   uint64_t min_rtt_us, epoch_min_rtt_us, prev_min_rtt_us, epoch_start_us;
+  /* The path's pure delay, without the transfer, over the same two
+   * epochs (UINT64_MAX: not measured); the largest delivery rate
+   * sampled (the link's rate); when the last answer came.
+   */
+  uint64_t delay_us, epoch_delay_us, prev_delay_us;
+  double max_rate, epoch_max_rate, prev_max_rate;
+  uint64_t last_done_us;
 
   /* A round lasts until a request sent after it began is answered:
    * one window's worth of round trips.
@@ -36,6 +52,11 @@ struct pacer {
    */
   double rate;
   uint64_t sample_start_us, sample_bytes;
+
+  /* The guest stalled lately: the tight window of pacer_may_send, and
+   * requests spaced to leave the guest headroom (pacer_wait_us).
+   */
+  uint64_t active_until_us, next_send_us;
 
   /* Bandwidth cap (token bucket); cap 0 means none. */
   uint64_t cap;
@@ -55,12 +76,21 @@ extern uint64_t pacer_sent (struct pacer *p, uint64_t bytes, uint64_t now_us);
 /* A request was answered after rtt_us. */
 extern void pacer_ack (struct pacer *p, uint64_t seq, uint64_t bytes,
                        uint64_t rtt_us, uint64_t now_us);
+/* A demand read was answered: the guest is active for a while. */
+extern void pacer_demand (struct pacer *p, uint64_t now_us);
+/* Whether another request may go with inflight bytes on the wire. */
+extern bool pacer_may_send (const struct pacer *p, uint64_t inflight,
+                            uint64_t now_us);
 /* How big the next request should be: a millisecond of the link or
  * half the window, whichever is larger, in whole blocks of min bytes,
- * at most max_request.
+ * at most max_request; one block of min bytes while the guest is
+ * active.
  */
-extern uint64_t pacer_request_size (const struct pacer *p, uint64_t min);
-/* Microseconds to wait before the cap allows another request; 0: now. */
-extern uint64_t pacer_cap_wait_us (struct pacer *p, uint64_t now_us);
+extern uint64_t pacer_request_size (const struct pacer *p, uint64_t min,
+                                    uint64_t now_us);
+/* Microseconds to wait before the cap, or the headroom left to an
+ * active guest, allows another request; 0: now.
+ */
+extern uint64_t pacer_wait_us (struct pacer *p, uint64_t now_us);
 
 #endif /* NBDSHADOW_PACER_H */

@@ -11,8 +11,10 @@
 #            reads, which gives the link's use by the pulls alone (MB/s,
 #            and % of the rate), then the same demand reads.
 # The guest reads READS random 4K pieces of distinct blocks of the
-# upper half (not pulled yet during the run), GAP_MS apart, one at a
-# time; latency p50, p99 and mean, and pulling / idle.  Also against
+# upper half (not pulled yet during the run), one at a time, each
+# between 0.5 and 1.5 x 10 rdelay after the last answer (the same
+# seeded gaps in both cases: a fixed gap meets pulls sent at a steady
+# pace always in the same phase, and the result then depends on it); latency p50, p99 and mean, and pulling / idle.  Also against
 # "floor": rdelay + one block's transfer at the rate, what an idle link
 # costs a demand fetch.  The rate filter's bucket lets an idle spell's
 # tokens through at once: unless BURSTINESS holds less than a block
@@ -22,13 +24,17 @@
 # LINK_MODEL=tbf (as root): an honest FIFO link instead of the rate
 # filter.  The script re-runs itself in a private network namespace
 # (unshare -n), where lo (MTU 1500) gets a tbf qdisc of the link's rate
-# (a bucket of 1 ms of it, at least two packets; up to 100 ms queued);
-# the source serves on TCP 127.0.0.1 behind --filter=delay alone, the
-# shadow reaches it there, and the guest reaches the shadow over a unix
-# socket.  Every byte the pulls send then sits ahead of a demand reply
-# in one queue, and an idle-link read pays its block's transfer.  Rates
-# count TCP/IP headers (about 4 % at MTU 1500): the pulls' MB/s is the
-# data.
+# (a bucket of 1 ms of it, at least two packets; up to 100 ms queued)
+# for what the source sends (TCP source port 10809: an htb class and a
+# u32 filter), as on a full-duplex link the requests and TCP's acks
+# going the other way do not queue behind the replies;
+# LINK_MODEL=tbf-shared shapes both ways in the one queue instead (a
+# request then waits behind the replies queued).  The source serves on
+# TCP 127.0.0.1 behind --filter=delay alone, the shadow reaches it
+# there, and the guest reaches the shadow over a unix socket.  Every
+# byte the pulls send then sits ahead of a demand reply in one queue,
+# and an idle-link read pays its block's transfer.  Rates count TCP/IP
+# headers (about 4 % at MTU 1500): the pulls' MB/s is the data.
 #
 #   cd tests && /work/bin/quiet bench/bench-demand-latency.sh
 #   READS=200 LINKS="unix 1G:1ms 100M:5ms" BURSTINESS=0.01 \
@@ -36,7 +42,7 @@
 #   LINK_MODEL=tbf LINKS="100M:5ms" bench/bench-demand-latency.sh
 # SHADOW_FILTER=path/to/nbdkit-shadow-filter.so: measure that build.
 link_model=${LINK_MODEL:-rate}
-if [ "$link_model" = tbf ] && [ -z "${BENCH_IN_NETNS:-}" ]; then
+if [ "${link_model#tbf}" != "$link_model" ] && [ -z "${BENCH_IN_NETNS:-}" ]; then
     exec env BENCH_IN_NETNS=1 unshare -n "$0" "$@"
 fi
 source "$(dirname "$0")/../functions.sh"
@@ -49,17 +55,18 @@ burstiness=${BURSTINESS:-0.01}
 util_secs=${UTIL_SECS:-4}
 case $link_model in
     rate) ;;
-    tbf)
+    tbf|tbf-shared)
         requires tc -V
         ip link set lo up
         ip link set lo mtu 1500
         ;;
-    *) echo "$0: LINK_MODEL must be rate or tbf"; exit 1 ;;
+    *) echo "$0: LINK_MODEL must be rate, tbf or tbf-shared"; exit 1 ;;
 esac
 port=10809                      # in the private namespace: nothing else there
 
 cat > "$tmpdir/reader.py" <<'PY'
-# READS random 4K reads, one per block of the upper half, GAP_MS apart.
+# READS random 4K reads, one per block of the upper half, gaps of
+# 0.5-1.5 x GAP_MS.
 import nbd, random, sys, time
 uri, n, gap, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 h = nbd.NBD(); h.connect_uri(uri)
@@ -72,7 +79,7 @@ for b in blocks:
     t0 = time.monotonic()
     h.pread(4096, b * block + rng.randrange(0, block - 4096, 512))
     lat.append((time.monotonic() - t0) * 1000)
-    time.sleep(gap / 1000)
+    time.sleep(gap * rng.uniform(0.5, 1.5) / 1000)
 lat.sort()
 pct = lambda p: lat[min(len(lat) - 1, int(p / 100 * len(lat)))]
 with open(out, "w") as f:
@@ -109,10 +116,21 @@ for link in $links; do
         size=$(( bits / 8 * 40 / 1024 / 1024 / 1024 + 1 ))G
         gap=$(( ${delay%ms} * 10 )) warm=2 secs=$util_secs
         floor=$(echo "${delay%ms} + 65536 * 8 * 1000 / $bits" | bc -l)
-        if [ $link_model = tbf ]; then
+        if [ $link_model != rate ]; then
             burst=$(( bits / 8 / 1000 ))
             [ $burst -ge 3028 ] || burst=3028
-            tc qdisc replace dev lo root tbf rate ${bits}bit burst $burst latency 100ms
+            shaper="tbf rate ${bits}bit burst $burst latency 100ms"
+            tc qdisc del dev lo root 2>/dev/null || :
+            if [ $link_model = tbf-shared ]; then
+                tc qdisc add dev lo root $shaper
+            else
+                tc qdisc add dev lo root handle 1: htb default 2 r2q 100000
+                tc class add dev lo parent 1: classid 1:1 htb rate 100gbit burst 1m cburst 1m
+                tc class add dev lo parent 1: classid 1:2 htb rate 100gbit burst 1m cburst 1m
+                tc qdisc add dev lo parent 1:1 $shaper
+                tc filter add dev lo parent 1: protocol ip prio 1 u32 \
+                    match ip sport $port 0xffff flowid 1:1
+            fi
             TCP_PORT=$port start_server "src_$l" -t 64 --filter=delay pattern $size rdelay=$delay
         else
             start_server "src_$l" -t 64 --filter=delay --filter=rate \
@@ -124,7 +142,7 @@ for link in $links; do
         policy=none
         [ $c = pulling ] && policy=sequential
         source_addr=
-        [ $link_model = tbf ] && [ "$link" != unix ] &&
+        [ $link_model != rate ] && [ "$link" != unix ] &&
             source_addr="hostname=127.0.0.1 port=$port"
         shadow_source=$source_addr start_shadow "$n" "src_$l" \
             shadow-policy=$policy ${SHADOW_PARAMS:-}
