@@ -77,6 +77,8 @@ struct order {
 
   struct block_list list[NLISTS];
   uint64_t sweep_pos;           /* the sweep source */
+  size_t first_request_blocks;  /* the first-access list's head: the
+                                   history's first request (next_one) */
 
   /* The portfolio (order.c): the strategies in use, interleaved by
    * weight (stride scheduling), the weights set by the bandit. */

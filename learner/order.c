@@ -111,6 +111,8 @@ build_list (struct order *o, enum list_kind kind)
   for (size_t i = 0; i < h->n; i++) {
     l->v[i] = r[i].block;
     l->rank_of[r[i].unit] = (uint32_t) i;
+    if (kind == LIST_FIRST_ACCESS && r[i].key1 == r[0].key1)
+      o->first_request_blocks = i + 1;
   }
   l->n = h->n;
   free (r);
@@ -184,6 +186,15 @@ next_one (struct order *o, block_present_fn is_present, void *ctx,
   if (o->policy == POLICY_ORACLE &&
       list_next (o, LIST_ORACLE, is_present, ctx, block)) {
     *by = STRATEGY_SEQUENTIAL;
+    return true;
+  }
+  /* The guest's first request comes when nothing is local yet, and a
+   * guest that starts again (a boot) repeats its history's first one:
+   * its blocks go first, whatever the blend (else the request waits for
+   * the source, e.g. QEMU's probe of block 0 while the regions pull). */
+  if (o->list[LIST_FIRST_ACCESS].pos < o->first_request_blocks &&
+      list_next (o, LIST_FIRST_ACCESS, is_present, ctx, block)) {
+    *by = STRATEGY_FIRST_ACCESS;
     return true;
   }
   if (o->uses[STRATEGY_SEQUENCE] &&

@@ -1,7 +1,9 @@
 /* test-order.c: the pull-order API (learner/order.h) as the engine uses
  * it: every policy eventually offers every block exactly once, skips
  * present ones, puts the oracle's seed first, and refuses bad setups
- * (the table's simulator-only and model-needing policies included).
+ * (the table's simulator-only and model-needing policies included);
+ * predict, whatever its blend, first offers the block of the history's
+ * first request (a rebooting guest's first read comes at once).
  * Also times order_observe for predict (the per-request cost). */
 #include <assert.h>
 #include <stdio.h>
@@ -132,6 +134,23 @@ main (void)
   o = order_new ("predict", m, NBLOCKS, BS, err);
   assert (o && drain (o, first, 0) == NBLOCKS);
   order_free (o);
+
+  /* predict with a blend that would start elsewhere (the sweep, at
+   * block 0): the history's first request's block comes first all the
+   * same. */
+  {
+    struct model held = *m;
+    uint64_t blk;
+    for (int s = 0; s < NSOURCES; s++)
+      for (int f = 0; f < NFUTURES; f++)
+        for (int k = 0; k < NSTRATEGIES; k++)
+          held.blend[s][f][k] = k == STRATEGY_SEQUENTIAL;
+    memset (present, 0, sizeof present);
+    o = order_new ("predict", &held, NBLOCKS, BS, err);
+    assert (o && order_next (o, &blk, 1, is_present, NULL) == 1);
+    assert (blk == t.recs[0].offset / BS && blk != 0);
+    order_free (o);
+  }
 
   /* The region model: complete, and a stall's neighbour comes first
    * after it. */
