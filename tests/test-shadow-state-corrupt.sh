@@ -29,6 +29,9 @@ slot_bytes=$(u32 "$state" 56)
 
 # poke OFFSET BYTE: overwrite one byte of the state file.
 poke () { printf "\\x$2" | dd of="$state" bs=1 seek="$1" conv=notrunc status=none; }
+# flip OFFSET: invert one byte (a fixed value at a checksum or random
+# byte would leave the file unchanged one time in 256).
+flip () { poke "$1" "$(printf %02x $(( $(od -An -tu1 -j "$1" -N1 "$state") ^ 255 )))"; }
 
 # refused REGEX: the filter must refuse the state with one matching line.
 refused ()
@@ -50,8 +53,8 @@ poke $bitmap_offset 07
 refused "bitmap page 0 \\(offset $bitmap_offset, blocks 0-[0-9]+\\) fails its checksum"
 
 echo "== both journal slots corrupt"
-poke $((journal_offset + 40)) ff
-poke $((journal_offset + slot_bytes + 40)) ff
+flip $((journal_offset + 40))
+flip $((journal_offset + slot_bytes + 40))
 refused "both journal slots \\(offsets $journal_offset and $((journal_offset + slot_bytes))\\)"
 
 echo "== the header"
@@ -59,8 +62,8 @@ poke 20 01
 refused "header \\(page 0\\) fails its checksum"
 
 echo "== both session records"
-poke 4200 01
-poke 8300 01
+flip 4200
+flip 8300
 refused "both session records"
 
 echo "== an older format"
