@@ -67,7 +67,7 @@ case "$what" in
         echo "== make check"
         make -j"$(nproc)" check
         echo "== make fuzz (each libFuzzer target for 12 s)"
-        make fuzz FUZZ_SECONDS=12
+        make fuzz FUZZ_SECONDS=12 FUZZ_JOBS="$(nproc)"
         echo "== make check-sanitizers (ASan + UBSan)"
         make check-sanitizers
         echo "== make check-valgrind (the filter's integration tests)"
