@@ -245,19 +245,15 @@ fetch_run (struct pending **ents, uint64_t n, int *err)
 /* Background pulls (the engine): take ownership of fetching block b if
  * nobody has it and it is not local yet; NULL otherwise.
  */
-struct pending *
-blockmap_begin_pull (uint64_t b)
+static struct pending *
+claim_for_install (uint64_t b)
 {
   struct pending *e = NULL;
   if (store_pulls_paused ())
     return NULL;
   enum need need = acquire (b, 0, 0, true, &e);
-  if (need == NEED_FETCH) {
-    /* The order pulls start in: what the policy chose. */
-    if (shadow_debug_fetch)
-      nbdkit_debug ("pull block %" PRIu64 " started", b);
+  if (need == NEED_FETCH)
     return e;
-  }
   if (need == NEED_WAIT) {
     struct stripe *s = stripe_of (b);
     pthread_mutex_lock (&s->lock);
@@ -265,6 +261,17 @@ blockmap_begin_pull (uint64_t b)
     pthread_mutex_unlock (&s->lock);
   }
   return NULL;
+}
+
+struct pending *
+blockmap_begin_pull (uint64_t b)
+{
+  struct pending *e = claim_for_install (b);
+
+  /* The order pulls start in: what the policy chose. */
+  if (e && shadow_debug_fetch)
+    nbdkit_debug ("pull block %" PRIu64 " started", b);
+  return e;
 }
 
 /* The pull of the consecutive blocks tokens[0..n-1] (from begin_pull)
@@ -306,6 +313,17 @@ blockmap_end_pull (void *const *tokens, uint64_t n, const void *data,
     i += m;
   }
   return r;
+}
+
+/* Source data read outside the engine (the fingerprint's samples at
+ * start) installed as block b by the pulls' rules: nothing happens if
+ * b is local or being fetched already.  True if it was installed.
+ */
+bool
+blockmap_install_sample (uint64_t b, const void *data)
+{
+  void *token = claim_for_install (b);
+  return token != NULL && blockmap_end_pull (&token, 1, data, 0) == 0;
 }
 
 static int

@@ -19,7 +19,6 @@
 #include "order.h"
 #include "replace-file.h"
 #include "shadow.h"
-#include "identity.h"
 
 struct shadow shadow = { .file_mode = PRIVATE_FILE_MODE };
 
@@ -222,62 +221,6 @@ shadow_get_ready (int thread_model)
   return 0;
 }
 
-/* A start must not hinge on one lucky read: a sample that fails is
- * asked again with backoff, and one that is late is waited for (up to
- * FINGERPRINT_PATIENCE times shadow-timeout) rather than thrown away.
- */
-#define FINGERPRINT_TRIES 8
-#define FINGERPRINT_PATIENCE 4
-#define FINGERPRINT_BACKOFF_MS 100
-#define FINGERPRINT_BACKOFF_MAX_MS 2000
-
-static int
-read_sample (char *buf, const struct identity_sample *s)
-{
-  unsigned backoff = FINGERPRINT_BACKOFF_MS;
-  int err = 0;
-
-  for (unsigned i = 0; i < FINGERPRINT_TRIES; i++) {
-    if (upstream_pread_patient (buf, s->length, s->offset,
-                                FINGERPRINT_PATIENCE, &err) == 0)
-      return 0;
-    nbdkit_debug ("shadow: reading the source's fingerprint at %" PRIu64
-                  ": %s (try %u of %u)", s->offset, strerror (err), i + 1,
-                  FINGERPRINT_TRIES);
-    if (i + 1 < FINGERPRINT_TRIES && nbdkit_nanosleep (0, backoff * 1000000L) == -1)
-      break;                    /* nbdkit is shutting down */
-    backoff = backoff * 2 < FINGERPRINT_BACKOFF_MAX_MS ? backoff * 2
-                                                       : FINGERPRINT_BACKOFF_MAX_MS;
-  }
-  nbdkit_error ("shadow: cannot read the source's fingerprint at offset %"
-                PRIu64 ": %s", s->offset, strerror (err ? err : EIO));
-  return -1;
-}
-
-/* The source's fingerprint (identity.h): identifies the disk a state
- * file belongs to.
- */
-static int
-source_fingerprint (uint64_t disk_size, unsigned char out[32])
-{
-  struct identity_sample s[IDENTITY_MAX_SAMPLES];
-  unsigned n = identity_plan (disk_size, s);
-  char *buf = malloc (identity_bytes (s, n) + 1), *p = buf;
-
-  if (buf == NULL) {
-    nbdkit_error ("malloc: %m");
-    return -1;
-  }
-  for (unsigned i = 0; i < n; p += s[i].length, i++)
-    if (read_sample (p, &s[i]) == -1) {
-      free (buf);
-      return -1;
-    }
-  identity_digest (disk_size, s, n, buf, out);
-  free (buf);
-  return 0;
-}
-
 static int
 shadow_after_fork (nbdkit_backend *backend)
 {
@@ -289,12 +232,12 @@ shadow_after_fork (nbdkit_backend *backend)
     /* A complete shadow needs no source at all. */
     if (!shadow.complete &&
         (upstream_open (backend, &size) == -1 ||
-         source_fingerprint (size, fingerprint) == -1 ||
+         fingerprint_read (size, fingerprint) == -1 ||
          statefile_check_source (size, fingerprint) == -1))
       goto fail;
   }
   else if (upstream_open (backend, &size) == -1 ||
-           source_fingerprint (size, fingerprint) == -1 ||
+           fingerprint_read (size, fingerprint) == -1 ||
            statefile_create (size, fingerprint) == -1) {
     store_forget_unused ();
     goto fail;
@@ -304,7 +247,14 @@ shadow_after_fork (nbdkit_backend *backend)
     record_flush (true);
   upstream_set_identity (statefile_fingerprint ());
   store_check_room ();
-  if (statefile_begin_session () == -1 || upstream_start () == -1)
+  if (statefile_begin_session () == -1)
+    goto fail;
+  /* Demand only means nothing but what the guest reads. */
+  if (!shadow.complete && strcmp (shadow.policy, "none") != 0)
+    nbdkit_debug ("shadow: %" PRIu64 " blocks of the fingerprint's samples "
+                  "made local", fingerprint_install_samples ());
+  fingerprint_forget ();
+  if (upstream_start () == -1)
     goto fail;
   /* A tool watching the stats file finds it as soon as nbdkit serves. */
   stats_write_file ();
@@ -312,6 +262,7 @@ shadow_after_fork (nbdkit_backend *backend)
     goto fail;
   return 0;
  fail:
+  fingerprint_forget ();
   record_forget_unused ();
   return -1;
 }

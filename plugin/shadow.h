@@ -14,6 +14,8 @@
  *                pulls, holes
  *   store.c      the shadow file (data)
  *   statefile.c  the state file (which blocks are PRESENT), durability
+ *   fingerprint.c  the source's identity read at start; its samples
+ *                made local
  *   upstream.c   glue to the shadowing engine (proxy/): the source's
  *                address and TLS, demand reads, extents, switchover
  *   predict.c    the pull order from the learner (learner/), fed with
@@ -211,6 +213,7 @@ extern struct pending *blockmap_begin_pull (uint64_t b);
 extern int blockmap_end_pull (void *const *tokens, uint64_t n, const void *data,
                               int error);
 extern uint64_t blockmap_install_holes (uint64_t first, uint64_t n);
+extern bool blockmap_install_sample (uint64_t b, const void *data);
 typedef void (*partial_fn) (uint64_t b, const uint64_t *written, void *opaque);
 extern void blockmap_foreach_partial (partial_fn fn, void *opaque);
 
@@ -238,6 +241,11 @@ extern int statefile_begin_session (void);
 extern int statefile_checkpoint (int *err);
 extern void statefile_end_session (void);
 extern void statefile_close (void);
+
+/* fingerprint.c */
+extern int fingerprint_read (uint64_t disk_size, unsigned char out[32]);
+extern uint64_t fingerprint_install_samples (void);
+extern void fingerprint_forget (void);
 
 /* upstream.c */
 extern int upstream_config (const char *key, const char *value);

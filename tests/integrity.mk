@@ -8,6 +8,7 @@ INTEGRITY_TESTS = \
 	test-shadow-state-corrupt.sh \
 	test-shadow-lost-data.sh \
 	test-shadow-source-identity.sh \
+	test-shadow-start-samples.sh \
 	test-shadow-disk-full.sh \
 	test-shadow-source-swap.sh \
 	test-shadow-start-retry.sh \
@@ -20,7 +21,8 @@ INTEGRITY_VALGRIND_TESTS = \
 	test-shadow-symlink.sh \
 	test-shadow-state-corrupt.sh \
 	test-shadow-lost-data.sh \
-	test-shadow-source-identity.sh
+	test-shadow-source-identity.sh \
+	test-shadow-start-samples.sh
 
 TESTS += $(INTEGRITY_TESTS)
 VALGRIND_TESTS += $(INTEGRITY_VALGRIND_TESTS)

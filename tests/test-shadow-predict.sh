@@ -42,16 +42,22 @@ first_pulls ()
     test "$(wc -l < "$tmpdir/$name.pulls")" -eq 100
 }
 
+# The fingerprint's samples (every 64th block of 64M, and the last) are
+# local before the copy starts: the pulls pass them by.
+not_sample () { awk '$1 % 64 != 0 && $1 != 1023'; }
+
 first_pulls seq shadow-policy=sequential
-seq 0 99 | cmp - "$tmpdir/seq.pulls"
+seq 0 199 | not_sample | head -100 | cmp - "$tmpdir/seq.pulls"
 
 first_pulls fa shadow-policy=first-access
-sed 1d "$tmpdir/history.csv" | head -100 |
-    awk -F, '{ print $3 / 65536 }' | cmp - "$tmpdir/fa.pulls"
+{ sed 1d "$tmpdir/history.csv" | head -100 | awk -F, '{ print $3 / 65536 }'
+  seq 0 199; } | not_sample | head -100 | cmp - "$tmpdir/fa.pulls"
 
 first_pulls pred                # predict: the default with a model
 test "$(json_get "$tmpdir/pred.json" policy)" = predict
-awk '$1 < 600 || $1 > 699 { bad++ } END { exit bad > 0 }' "$tmpdir/pred.pulls"
+# The history's 100 blocks but 640 (a sample) first.
+head -99 "$tmpdir/pred.pulls" |
+    awk '$1 < 600 || $1 > 699 { bad++ } END { exit bad > 0 }'
 
 # Online: a stall at block 300 (never in the history) makes predict
 # pull its neighbours next; first-access goes on with its list.  The
