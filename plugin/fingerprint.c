@@ -29,8 +29,8 @@
 #define FINGERPRINT_BACKOFF_MS 100
 #define FINGERPRINT_BACKOFF_MAX_MS 2000
 
-/* The samples read, kept from fingerprint_read to
- * fingerprint_install_samples.
+/* The samples read, kept from fingerprint_read until
+ * fingerprint_forget (after fingerprint_install_samples, if called).
  */
 static struct identity_sample samples[IDENTITY_MAX_SAMPLES];
 static unsigned nsamples;
@@ -65,14 +65,15 @@ read_sample (char *buf, const struct identity_sample *s)
 int
 fingerprint_read (uint64_t disk_size, unsigned char out[32])
 {
+  unsigned n = identity_plan (disk_size, samples);
   char *p;
 
   fingerprint_forget ();
-  nsamples = identity_plan (disk_size, samples);
-  if ((sample_data = p = malloc (identity_bytes (samples, nsamples) + 1)) == NULL) {
+  if ((sample_data = p = malloc (identity_bytes (samples, n) + 1)) == NULL) {
     nbdkit_error ("malloc: %m");
     return -1;
   }
+  nsamples = n;
   for (unsigned i = 0; i < nsamples; p += samples[i].length, i++)
     if (read_sample (p, &samples[i]) == -1) {
       fingerprint_forget ();
@@ -101,7 +102,7 @@ fingerprint_install_samples (void)
   const char *p = sample_data;
   uint64_t installed = 0;
 
-  for (unsigned i = 0; p && i < nsamples; p += samples[i].length, i++) {
+  for (unsigned i = 0; i < nsamples; p += samples[i].length, i++) {
     uint64_t start = samples[i].offset, end = start + samples[i].length;
     uint64_t b = (start + shadow.block_size - 1) >> shadow.block_shift;
 
@@ -113,7 +114,6 @@ fingerprint_install_samples (void)
         installed++;
     }
   }
-  fingerprint_forget ();
   return installed;
 }
 
