@@ -14,13 +14,13 @@ for w in boot sqlite; do
         "$NBDSHADOW" simulate --history "$hist" --future "$fut" \
             --policy all --json "$@"
     }
+    "$NBDSHADOW" train --trace "$hist" -o "$tmpdir/model" > /dev/null
+    "$NBDSHADOW" train --trace "$hist" -o "$tmpdir/model2" > /dev/null
+    cmp "$tmpdir/model" "$tmpdir/model2"
     for args in "--bandwidth-ratio 1" "--bandwidth-ratio 0.25 --sparse"; do
         run $args > "$tmpdir/a.json"
         run $args > "$tmpdir/b.json"
         cmp "$tmpdir/a.json" "$tmpdir/b.json"
-        "$NBDSHADOW" train --trace "$hist" -o "$tmpdir/model" > /dev/null
-        "$NBDSHADOW" train --trace "$hist" -o "$tmpdir/model2" > /dev/null
-        cmp "$tmpdir/model" "$tmpdir/model2"
         run $args --model "$tmpdir/model" > "$tmpdir/c.json"
         cmp "$tmpdir/a.json" "$tmpdir/c.json"
         echo "$w $args: deterministic"
