@@ -16,9 +16,20 @@ cp "$tmpdir/src.disk" "$tmpdir/want.disk"
 printf 'G%.0s' $(seq 512) |
     dd of="$tmpdir/want.disk" bs=1 seek=$(((1 << 20) + 4096)) conv=notrunc status=none
 
-# stalls NAME: guest reads that waited for the source (the stats file is
-# rewritten every second; its counters survive a restart).
-stalls () { sleep 1.5; json_get "$tmpdir/$1.json" stalls; }
+# stalls NAME: guest reads that waited for the source, from the first
+# stats file written after the reads (it is rewritten every second; its
+# counters survive a restart).
+stalls ()
+{
+    touch "$tmpdir/mark"
+    for _ in $(seq 100); do
+        if [ "$tmpdir/$1.json" -nt "$tmpdir/mark" ]; then
+            json_get "$tmpdir/$1.json" stalls; return
+        fi
+        sleep 0.1
+    done
+    echo "$0: $tmpdir/$1.json not rewritten in 10 s" >&2; echo -1
+}
 
 echo "== demand only: block 0 stalls; a sector written into block 16"
 start_shadow s src shadow-policy=none
