@@ -27,9 +27,17 @@ bandit_pulled (struct bandit *b, int strategy)
 }
 
 void
-bandit_credit (struct bandit *b, int strategy, double amount)
+bandit_hit (struct bandit *b, int strategy)
 {
-  b->gain[strategy] += amount;
+  b->gain[strategy] += 1;
+  b->pieces++;
+}
+
+void
+bandit_miss (struct bandit *b, int strategy)
+{
+  b->gain[strategy] += BANDIT_MISS_WEIGHT;
+  b->pieces++;
 }
 
 bool
@@ -48,7 +56,7 @@ bandit_tick (struct bandit *b, uint64_t now_us)
     gain += b->gain[k];
     pulls += b->pulls[k];
   }
-  if (gain < BANDIT_MIN_EVIDENCE || pulls == 0)
+  if (b->pieces < BANDIT_MIN_EVIDENCE || pulls == 0)
     return false;               /* the epoch goes on */
   for (int k = 0; k < NSTRATEGIES; k++) {
     double d = 2 * BANDIT_STEP * (b->gain[k] / gain - b->pulls[k] / pulls);
@@ -62,6 +70,7 @@ bandit_tick (struct bandit *b, uint64_t now_us)
                                   b->logw[k] + d));
     b->gain[k] = b->pulls[k] = 0;
   }
+  b->pieces = 0;
   b->epoch_start = now_us;
   return true;
 }

@@ -487,7 +487,7 @@ portfolio_observe (struct order *o, uint64_t now_us, uint64_t first,
   for (uint64_t b = first; b <= end; b++) {
     struct pulled *p = &o->pulled[pulled_slot (b)];
     if (p->block == b + 1) {
-      bandit_credit (&o->bandit, p->strategy, 1);
+      bandit_hit (&o->bandit, p->strategy);
       p->block = 0;
     }
   }
@@ -499,7 +499,7 @@ portfolio_observe (struct order *o, uint64_t now_us, uint64_t first,
       soon = MIN_SOON;
     for (int k = 0; k < NSTRATEGIES; k++)
       if (o->uses[k] && would_pull (o, k, first, soon))
-        bandit_credit (&o->bandit, k, 1);
+        bandit_miss (&o->bandit, k);
   }
   if (o->started && bandit_tick (&o->bandit, now_us))
     update_weights (o);

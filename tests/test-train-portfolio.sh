@@ -3,14 +3,14 @@
 # on a guest that does its work again: a real guest trace recorded twice
 # (run 1 the history, run 2 the future), where frequency order serves
 # the rerun almost perfectly.  predict must stay within 5 % (and a stall)
-# of the better of first-access and frequency, dense, at ratios 0.25
-# and 1.
+# of the better of first-access and frequency, dense, at ratios 0.25,
+# 0.5 and 1.
 . ./functions.sh
 requires test -r "$TRACES/e2e-scan-run1.csv"
 requires test -r "$TRACES/e2e-scan-run2.csv"
 
 "$NBDSHADOW" train --trace "$TRACES/e2e-scan-run1.csv" -o "$tmpdir/model"
-for ratio in 0.25 1; do
+for ratio in 0.25 0.5 1; do
     "$NBDSHADOW" simulate --history "$TRACES/e2e-scan-run1.csv" \
         --future "$TRACES/e2e-scan-run2.csv" --model "$tmpdir/model" \
         --policy first-access,frequency,predict --bandwidth-ratio $ratio \
