@@ -254,6 +254,12 @@ struct run {
   uint64_t remaining;           /* blocks still to copy */
   uint64_t unclaimed;           /* of which not in flight either */
   struct fifo pulls, demands;   /* in flight */
+  /* When each block demanded arrives: an open-loop guest far ahead of a
+   * slow link keeps thousands of demands in flight, too many to search
+   * for each request that waits on one. */
+  struct u64map demanded;       /* block -> index in demand_arrival */
+  double *demand_arrival;
+  size_t ndemanded, demanded_cap;
   struct written written;
   double link_free;             /* next pull's transfer start (s) */
   double demand_free;           /* end of the last demand transfer (s) */
@@ -308,6 +314,10 @@ arrival_of (const struct run *r, uint64_t block)
   for (size_t i = r->pulls.head; i < r->pulls.n; i++)
     if (r->pulls.v[i].block == block)
       return r->pulls.v[i].arrival;
+  uint32_t d = u64map_get (&r->demanded, block);
+  if (d != U64MAP_NONE)
+    return r->demand_arrival[d];
+  /* Only when out of memory (the run then fails): the slow way. */
   for (size_t i = r->demands.head; i < r->demands.n; i++)
     if (r->demands.v[i].block == block)
       return r->demands.v[i].arrival;
@@ -359,6 +369,18 @@ demand_fetch (struct run *r, const uint64_t *blocks, size_t n, double t)
     claim (r, blocks[i]);
     if (fifo_push (&r->demands, blocks[i], arrival) == -1)
       r->oom = 1;
+    if (r->ndemanded == r->demanded_cap) {
+      double *v = array_grow (r->demand_arrival, &r->demanded_cap,
+                              r->ndemanded, sizeof *v, 1024);
+      if (!v) {
+        r->oom = 1;
+        continue;
+      }
+      r->demand_arrival = v;
+    }
+    if (u64map_put (&r->demanded, blocks[i], (uint32_t) r->ndemanded) == -1)
+      r->oom = 1;
+    r->demand_arrival[r->ndemanded++] = arrival;
   }
   for (size_t i = r->pulls.n; i > r->pulls.head &&
          r->pulls.v[i - 1].arrival - r->xfer >= start; i--)
@@ -509,6 +531,8 @@ sim_run (const struct sim_scenario *s, const char *policy,
   free (r.claimed);
   free (r.pulls.v);
   free (r.demands.v);
+  u64map_free (&r.demanded);
+  free (r.demand_arrival);
   u64map_free (&r.written.index);
   free (r.written.masks);
   order_free (o);
