@@ -5,9 +5,10 @@
  * a migration is likely to see, on a dense and on a sparse source.  Per
  * kind of source the blend with the lowest stalls relative to the best
  * candidate, summed over the ratios and the futures, is the one a
- * migration starts with; the best on the rerun alone (ties: the best
- * over both) is the one it follows once the guest shows it is doing its
- * work again.  Remaining ties go to the earlier candidate.
+ * migration starts with; the best on the rerun at a changed pace alone
+ * (ties: the best over both) is the one it follows once the guest shows
+ * it is doing its work again.  Remaining ties go to the earlier
+ * candidate.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -146,19 +147,59 @@ blocks_to_copy (const struct trace *history, const struct trace *future,
   return 0;
 }
 
+/* A guest doing its work again repeats its requests, not their timing:
+ * its phases run faster or slower than the first time (the paired guest
+ * runs of traces/ last 0.35 to 2.8 times as long as their first runs).
+ * Replayed at the history's own pace, the rerun flatters the blends that
+ * fit the history's exact timing.  So the blend a migration
+ * follows once the guest shows it reruns its work is chosen on a rerun
+ * played in phases of RERUN_PHASE requests, each with its gaps stretched
+ * or shrunk by RERUN_WARP by a fixed pseudo-random pattern (the same
+ * history, the same rerun).  The blend it starts with still counts the
+ * rerun at the history's pace (a warp of 1): a guest not yet judged may be
+ * doing new work, which the timing-driven region model predicts best,
+ * and a changed pace would discount it there too.  A rerun runs on its
+ * own clock from 0 (the simulator counts a future's time from its first
+ * request), so a history late on the clock has room for it; one
+ * spanning over 2^62 us is cut short there. */
+#define RERUN_PHASE 64
+#define RERUN_WARP 2.0
+
+static int
+rerun_of (const struct trace *history, double warp, struct trace *rerun,
+          char *err)
+{
+  double ts = 0;
+
+  for (size_t i = 0; i < history->n; i++) {
+    const struct trace_rec *q = &history->recs[i];
+    if (i > 0) {
+      uint32_t h = (uint32_t) (i / RERUN_PHASE) * 2654435761u;
+      double gap = (double) (q->ts_us - history->recs[i - 1].ts_us);
+      ts = fmin (ldexp (1, 62),
+                 ts + gap * ((h >> 16) & 1 ? warp : 1 / warp));
+    }
+    if (trace_append (rerun, (uint64_t) ts, q->op, q->offset, q->length,
+                      err) == -1)
+      return -1;
+  }
+  return 0;
+}
+
 /* Two futures are scored, as likely as each other: the history goes on
  * as it went (its second half replayed against a model of its first),
  * or the guest does its work again (the whole history replayed against
- * its own model: a reboot, a rerun of the same jobs). */
+ * its own model, by rerun_of: a reboot, a rerun of the same jobs). */
 int
 portfolio_choose (struct model *m, const struct trace *history,
                   const struct train_options *opts, char *err)
 {
-  struct trace h1 = { 0 }, h2 = { 0 }, rerun = { 0 };
+  struct trace h1 = { 0 }, h2 = { 0 }, rerun = { 0 }, warped = { 0 };
   struct train_options sub_opts = *opts;
   struct model *sub = NULL;
   /* Each future is replayed after one model only. */
   struct seq_tape goes_on_tape = { 0 }, rerun_tape = { 0 };
+  struct seq_tape warped_tape = { 0 };
   size_t chosen[NSOURCES][NFUTURES] = { { 0 } };
   int ret = -1;
 
@@ -175,14 +216,9 @@ portfolio_choose (struct model *m, const struct trace *history,
     ret = 0;                    /* too short to tell: the default */
     goto out;
   }
-  /* The rerun starts after the history ends. */
-  for (size_t i = 0; i < history->n; i++) {
-    const struct trace_rec *q = &history->recs[i];
-    if (trace_append (&rerun, q->ts_us - history->recs[0].ts_us
-                      + history->recs[history->n - 1].ts_us + 1,
-                      q->op, q->offset, q->length, err) == -1)
-      goto out;
-  }
+  if (rerun_of (history, 1, &rerun, err) == -1 ||
+      rerun_of (history, RERUN_WARP, &warped, err) == -1)
+    goto out;
   sub_opts.no_blend = true;
   sub_opts.region_shift = (int) m->region_shift;
   sub = model_train (&h1, &sub_opts, err);
@@ -191,6 +227,7 @@ portfolio_choose (struct model *m, const struct trace *history,
   m->goes_on_repeat = repeat_share (sub, &h2);
   for (int kind = 0; kind < NSOURCES; kind++) {
     double goes_on[NCANDIDATES] = { 0 }, rerun_cost[NCANDIDATES] = { 0 };
+    double warped_cost[NCANDIDATES] = { 0 };
     double either[NCANDIDATES], n1, n2, pulls = 0;
     size_t nratios = 0;
 
@@ -199,18 +236,20 @@ portfolio_choose (struct model *m, const struct trace *history,
         == -1)
       goto out;
     while (nratios < NRATIOS &&
-           (pulls += NCANDIDATES * ratios[nratios] * (n1 + n2))
+           (pulls += NCANDIDATES * ratios[nratios] * (n1 + 2 * n2))
            <= SCORE_BUDGET)
       nratios++;
     if (score_scenario (sub, &h1, &h2, &goes_on_tape, kind, opts->block_size,
                         nratios, goes_on, err) == -1 ||
         score_scenario (m, history, &rerun, &rerun_tape, kind,
-                        opts->block_size, nratios, rerun_cost, err) == -1)
+                        opts->block_size, nratios, rerun_cost, err) == -1 ||
+        score_scenario (m, history, &warped, &warped_tape, kind,
+                        opts->block_size, nratios, warped_cost, err) == -1)
       goto out;
     for (size_t c = 0; c < NCANDIDATES; c++)
       either[c] = goes_on[c] + rerun_cost[c];
     chosen[kind][FUTURE_EITHER] = least_cost (either, either);
-    chosen[kind][FUTURE_RERUN] = least_cost (rerun_cost, either);
+    chosen[kind][FUTURE_RERUN] = least_cost (warped_cost, either);
   }
   ret = 0;
  out:
@@ -221,6 +260,8 @@ portfolio_choose (struct model *m, const struct trace *history,
   model_free (sub);
   seq_tape_free (&goes_on_tape);
   seq_tape_free (&rerun_tape);
+  seq_tape_free (&warped_tape);
+  trace_free (&warped);
   trace_free (&h1);
   trace_free (&h2);
   trace_free (&rerun);

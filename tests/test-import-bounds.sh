@@ -95,3 +95,17 @@ for opt in "--bandwidth-ratio 5abc" "--bandwidth-ratio inf" \
 done
 "$NBDSHADOW" simulate --history "$tmpdir/t.csv" --future "$tmpdir/t.csv" \
     --policy sequential --bandwidth-ratio 2.5 --rtt 2ms > /dev/null
+
+# A history late on the clock (times near 2^63 us, spanning most of it)
+# trains: the rerun train scores runs on its own clock, not after it.
+{
+    echo ts_us,op,offset,length
+    for i in 0 1 2 3 4 5 6 7 8 9 10 11; do
+        echo "$((4611686018427387904 + i * 1000)),R,$((i % 3 * 65536)),4096"
+    done
+    for i in 0 1 2 3 4 5 6 7 8 9 10 11; do
+        echo "$((9223372036854000000 + i * 1000)),R,$((i % 5 * 65536)),4096"
+    done
+} > "$tmpdir/late.csv"
+"$NBDSHADOW" train --trace "$tmpdir/late.csv" -o "$tmpdir/late.model" \
+    > /dev/null
