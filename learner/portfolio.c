@@ -151,23 +151,23 @@ blocks_to_copy (const struct trace *history, const struct trace *future,
  * its phases run faster or slower than the first time (the paired guest
  * runs of traces/ last 0.35 to 2.8 times as long as their first runs).
  * Replayed at the history's own pace, the rerun flatters the blends that
- * fit the history's exact timing.  So the blend a migration
- * follows once the guest shows it reruns its work is chosen on a rerun
- * played in phases of RERUN_PHASE requests, each with its gaps stretched
- * or shrunk by RERUN_WARP by a fixed pseudo-random pattern (the same
- * history, the same rerun).  The blend it starts with still counts the
- * rerun at the history's pace (a warp of 1): a guest not yet judged may be
- * doing new work, which the timing-driven region model predicts best,
- * and a changed pace would discount it there too.  A rerun runs on its
- * own clock from 0 (the simulator counts a future's time from its first
- * request), so a history late on the clock has room for it; one
- * spanning over 2^62 us is cut short there. */
+ * fit the history's exact timing.  So the blend a migration follows once
+ * the guest shows it reruns its work is chosen on a rerun played in
+ * phases of RERUN_PHASE requests, each with its gaps stretched or shrunk
+ * by RERUN_WARP by a fixed pseudo-random pattern (the same history, the
+ * same rerun).  The blend it starts with still counts the rerun at the
+ * history's pace (the history itself replayed as the future): a guest
+ * not yet judged may be doing new work, which the timing-driven region
+ * model predicts best, and a changed pace would discount it there too.
+ * The warped rerun runs on its own clock from 0 (the simulator counts a
+ * future's time from its first request), so a history late on the clock
+ * has room for it; one spanning over 2^62 us is cut short there. */
 #define RERUN_PHASE 64
 #define RERUN_WARP 2.0
 
 static int
-rerun_of (const struct trace *history, double warp, struct trace *rerun,
-          char *err)
+warped_rerun_of (const struct trace *history, struct trace *rerun,
+                 char *err)
 {
   double ts = 0;
 
@@ -177,7 +177,7 @@ rerun_of (const struct trace *history, double warp, struct trace *rerun,
       uint32_t h = (uint32_t) (i / RERUN_PHASE) * 2654435761u;
       double gap = (double) (q->ts_us - history->recs[i - 1].ts_us);
       ts = fmin (ldexp (1, 62),
-                 ts + gap * ((h >> 16) & 1 ? warp : 1 / warp));
+                 ts + gap * ((h >> 16) & 1 ? RERUN_WARP : 1 / RERUN_WARP));
     }
     if (trace_append (rerun, (uint64_t) ts, q->op, q->offset, q->length,
                       err) == -1)
@@ -189,12 +189,13 @@ rerun_of (const struct trace *history, double warp, struct trace *rerun,
 /* Two futures are scored, as likely as each other: the history goes on
  * as it went (its second half replayed against a model of its first),
  * or the guest does its work again (the whole history replayed against
- * its own model, by rerun_of: a reboot, a rerun of the same jobs). */
+ * its own model, as it went and by warped_rerun_of: a reboot, a rerun of
+ * the same jobs). */
 int
 portfolio_choose (struct model *m, const struct trace *history,
                   const struct train_options *opts, char *err)
 {
-  struct trace h1 = { 0 }, h2 = { 0 }, rerun = { 0 }, warped = { 0 };
+  struct trace h1 = { 0 }, h2 = { 0 }, warped = { 0 };
   struct train_options sub_opts = *opts;
   struct model *sub = NULL;
   /* Each future is replayed after one model only. */
@@ -216,8 +217,7 @@ portfolio_choose (struct model *m, const struct trace *history,
     ret = 0;                    /* too short to tell: the default */
     goto out;
   }
-  if (rerun_of (history, 1, &rerun, err) == -1 ||
-      rerun_of (history, RERUN_WARP, &warped, err) == -1)
+  if (warped_rerun_of (history, &warped, err) == -1)
     goto out;
   sub_opts.no_blend = true;
   sub_opts.region_shift = (int) m->region_shift;
@@ -232,7 +232,7 @@ portfolio_choose (struct model *m, const struct trace *history,
     size_t nratios = 0;
 
     if (blocks_to_copy (&h1, &h2, kind, opts->block_size, &n1, err) == -1 ||
-        blocks_to_copy (history, &rerun, kind, opts->block_size, &n2, err)
+        blocks_to_copy (history, history, kind, opts->block_size, &n2, err)
         == -1)
       goto out;
     while (nratios < NRATIOS &&
@@ -241,7 +241,7 @@ portfolio_choose (struct model *m, const struct trace *history,
       nratios++;
     if (score_scenario (sub, &h1, &h2, &goes_on_tape, kind, opts->block_size,
                         nratios, goes_on, err) == -1 ||
-        score_scenario (m, history, &rerun, &rerun_tape, kind,
+        score_scenario (m, history, history, &rerun_tape, kind,
                         opts->block_size, nratios, rerun_cost, err) == -1 ||
         score_scenario (m, history, &warped, &warped_tape, kind,
                         opts->block_size, nratios, warped_cost, err) == -1)
@@ -264,6 +264,5 @@ portfolio_choose (struct model *m, const struct trace *history,
   trace_free (&warped);
   trace_free (&h1);
   trace_free (&h2);
-  trace_free (&rerun);
   return ret;
 }
