@@ -11,8 +11,9 @@
 # shadow served by that build (e.g. one before a change), same run.
 # The peer is the file plugin on a copy of the source written in 4K
 # pieces (a file the guest wrote itself), over the same range as each
-# shadow case.  Cases run interleaved round by round; the ratio to the
-# file plugin is taken within each round, and its median reported; and
+# shadow case.  Cases run interleaved round by round, the peer first in
+# odd rounds and second in even ones; the ratio to the file plugin is
+# taken within each round, and its median reported; and
 # the server's CPU time per request (its user + system time over fio's
 # requests), which a loaded machine disturbs far less than IOPS.
 #
@@ -79,8 +80,16 @@ for r in $(seq "$rounds"); do
         for c in $shadows; do
             range=$bytes
             [ $c = copying ] && range=$half
-            read -r f fcpu < <(fio_iops file $w $range)
-            read -r s scpu < <(fio_iops $c $w $range)
+            # Which of the pair goes first alternates by round, so that
+            # neither always runs in the other's wake (the writeback of
+            # the dirty pages a case leaves runs into the next case).
+            if [ $((r % 2)) = 1 ]; then
+                read -r f fcpu < <(fio_iops file $w $range)
+                read -r s scpu < <(fio_iops $c $w $range)
+            else
+                read -r s scpu < <(fio_iops $c $w $range)
+                read -r f fcpu < <(fio_iops file $w $range)
+            fi
             echo "round $r: $w $c $s ($scpu us CPU/req) file $f ($fcpu)"
             echo "$s $f $scpu $fcpu" >> "$tmpdir/$w.$c"
         done
