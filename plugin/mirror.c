@@ -354,16 +354,22 @@ write_info (uint64_t now)
                     export_uri ? export_uri : "", last_state, started_us, now);
 }
 
+/* The ETA is unknown (-1) while the source is being mapped: until its
+ * map is complete, the blocks not yet local include holes that will
+ * cost no transfer (on a large sparse disk, counted at the link's rate
+ * they made an ETA of hours for a copy of seconds).
+ */
 static void
 write_progress (uint64_t now, uint64_t present)
 {
   uint64_t remaining = (shadow.nblocks - present) * (uint64_t) shadow.block_size;
-  int64_t eta = present == shadow.nblocks ? 0
-                : rate ? (int64_t) ((remaining + rate - 1) / rate) : -1;
   char coverage[32];
   struct upstream_control ctl;
 
   upstream_get_control (&ctl);
+  int64_t eta = present == shadow.nblocks ? 0
+                : ctl.mapping || rate == 0 ? -1
+                : (int64_t) ((remaining + rate - 1) / rate);
   snprintf (coverage, sizeof coverage, "%.6f",
             shadow.nblocks ? (double) present / shadow.nblocks : 1.0);
   ms_async_command (writer, NULL, NULL,

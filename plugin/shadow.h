@@ -269,6 +269,7 @@ struct upstream_control {
   bool paused;                  /* background pulls stopped */
   uint64_t bandwidth;           /* cap on pulls, bytes/s; 0: none */
   bool disk_full;               /* the shadow's disk is full */
+  bool mapping;                 /* the source's allocation is being mapped */
 };
 extern void upstream_get_control (struct upstream_control *c);
 extern void upstream_pause (bool paused);

@@ -393,6 +393,7 @@ upstream_get_control (struct upstream_control *c)
   c->connected = st.connected;
   c->paused = st.paused;
   c->bandwidth = st.bandwidth;
+  c->mapping = st.mapping;
   c->disk_full = atomic_load_explicit (&shadow.disk_full, memory_order_relaxed);
 }
 

@@ -195,6 +195,7 @@ struct engine {
   _Atomic uint64_t pull_bytes_under_demand;
   _Atomic bool paused;          /* no new pulls are sent; demands are */
   _Atomic uint64_t cap;
+  _Atomic bool mapping_shown;   /* mapping, for engine_get_stats */
 
   /* Engine thread only. */
   struct demand *queue, **queue_tail;   /* demands waiting for a connection */

@@ -110,6 +110,8 @@ struct engine_stats {
   bool paused;                    /* engine_set_paused */
   uint64_t bandwidth;             /* the pull cap now, bytes/s; 0: none */
   uint64_t pull_bytes_under_demand; /* pulls sent while a demand read was out */
+  bool mapping;                   /* the source's allocation is being mapped:
+                                     blocks not local yet may be holes */
 };
 
 /* Connect to the source (synchronously, in the calling thread) and

@@ -4,6 +4,7 @@
 
 REDIS_TESTS = \
 	test-redis-mirror.sh \
+	test-redis-mirror-mapping.sh \
 	test-redis-commands.sh \
 	test-redis-restart.sh \
 	test-redis-forged.sh \
