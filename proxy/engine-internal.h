@@ -195,7 +195,6 @@ struct engine {
   _Atomic uint64_t pull_bytes_under_demand;
   _Atomic bool paused;          /* no new pulls are sent; demands are */
   _Atomic uint64_t cap;
-  _Atomic bool mapping_shown;   /* mapping, for engine_get_stats */
 
   /* Engine thread only. */
   struct demand *queue, **queue_tail;   /* demands waiting for a connection */
@@ -215,11 +214,12 @@ struct engine {
   char **buf_pool;
   unsigned buf_pool_len;
 
-  /* Mapping the whole source before the copy (engine thread only):
-   * the next offset to ask about, questions in flight, and chunks whose
-   * question lost its connection, to ask again.
+  /* Mapping the whole source before the copy (engine thread only, but
+   * for engine_get_stats reading whether it goes on): the next offset to
+   * ask about, questions in flight, and chunks whose question lost its
+   * connection, to ask again.
    */
-  bool mapping;
+  _Atomic bool mapping;
   uint64_t map_next;
   unsigned maps_inflight;
   unsigned nmap_retry;

@@ -379,7 +379,7 @@ engine_get_stats (struct engine *e, struct engine_stats *st)
   st->bandwidth = atomic_load_explicit (&e->cap, memory_order_relaxed);
   st->pull_bytes_under_demand =
     atomic_load_explicit (&e->pull_bytes_under_demand, memory_order_relaxed);
-  st->mapping = atomic_load_explicit (&e->mapping_shown, memory_order_relaxed);
+  st->mapping = atomic_load_explicit (&e->mapping, memory_order_relaxed);
 }
 
 void

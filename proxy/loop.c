@@ -112,7 +112,6 @@ map_fill (struct engine *e)
   }
   if (e->maps_inflight == 0 && e->nmap_retry == 0 && e->map_next >= e->size) {
     e->mapping = false;
-    atomic_store_explicit (&e->mapping_shown, false, memory_order_relaxed);
     e->pulling = !e->map_only;
     e->sweep_pos = 0;
     say (e, false, "the source's allocation mapped in %.3f s",
@@ -530,7 +529,6 @@ wake_cb (struct ev_loop *loop, ev_async *w, int revents)
   if (e->start_pulls) {
     e->start_pulls = false;
     e->mapping = true;
-    atomic_store_explicit (&e->mapping_shown, true, memory_order_relaxed);
     e->map_next = e->map.enabled ? 0 : e->size;
     e->map_start_us = time_us ();
   }
