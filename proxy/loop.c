@@ -525,6 +525,8 @@ wake_cb (struct ev_loop *loop, ev_async *w, int revents)
   if (e->identity_new) {
     e->identity_new = false;
     e->has_identity = verify = true;
+    /* The filter has just read the samples over the source itself. */
+    pacer_charge (&e->pacer, identity_bytes (e->samples, e->nsamples));
   }
   if (e->start_pulls) {
     e->start_pulls = false;

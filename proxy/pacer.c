@@ -70,11 +70,17 @@ pacer_set_cap (struct pacer *p, uint64_t cap, uint64_t now_us)
   p->tokens_us = now_us;
 }
 
-uint64_t
-pacer_sent (struct pacer *p, uint64_t bytes, uint64_t now_us)
+void
+pacer_charge (struct pacer *p, uint64_t bytes)
 {
   if (p->cap)
     p->tokens -= bytes;
+}
+
+uint64_t
+pacer_sent (struct pacer *p, uint64_t bytes, uint64_t now_us)
+{
+  pacer_charge (p, bytes);
   if (now_us < p->active_until_us && p->max_rate > 0)
     p->next_send_us = now_us + (uint64_t) (bytes * 1e6 * 4
                                            / (ACTIVE_SHARE_QUARTERS * p->max_rate));

@@ -71,6 +71,11 @@ extern void pacer_init (struct pacer *p, uint64_t min_window,
  * worth of tokens as at init.
  */
 extern void pacer_set_cap (struct pacer *p, uint64_t cap, uint64_t now_us);
+/* Bytes read from the source outside the pulls (the fingerprint's
+ * samples): they go at once, but the cap's tokens pay for them, so the
+ * pulls after them slow down and the link carries no more than the cap.
+ */
+extern void pacer_charge (struct pacer *p, uint64_t bytes);
 /* A request is being sent: its sequence number, for pacer_ack. */
 extern uint64_t pacer_sent (struct pacer *p, uint64_t bytes, uint64_t now_us);
 /* A request was answered after rtt_us. */

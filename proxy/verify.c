@@ -36,6 +36,7 @@ send_sample (struct conn *c, uint64_t offset, uint32_t count, char *buf,
   op->seq = c->attempt;
   op->tries = tries;
   c->verify_pending++;
+  pacer_charge (&c->e->pacer, count);
   op_send (c, op);              /* may close c: the op still comes back */
 }
 
