@@ -62,8 +62,12 @@
 #define MAP_CHUNK (UINT64_C (1) << 30)
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-/* Wait before sweeping again when the last pass could not pull all. */
+/* Wait before sweeping again when the last pass could not pull all;
+ * doubled after each pass in a row in which every pull failed (a source
+ * that cannot read a sector), at most RESCAN_DOUBLINGS times.
+ */
 #define RESCAN_MS 200
+#define RESCAN_DOUBLINGS 5
 /* Stopping: how long replies in flight are waited for (conns_drain). */
 #define DRAIN_MS 1000
 /* Hole blocks made local per loop iteration, so that demand is never
@@ -204,7 +208,8 @@ struct engine {
   bool pulling;
   struct engine_order *order;
   uint64_t sweep_pos;
-  bool pass_found_absent, pass_pulled, pass_failed;
+  bool pass_found_absent, pass_pulled, pass_failed, pass_progress;
+  unsigned futile_passes;       /* passes in a row whose pulls all failed */
   bool held_valid;
   uint64_t held;                /* a candidate taken but not used yet */
   bool bg_map_inflight;

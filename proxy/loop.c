@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -203,6 +204,51 @@ hold_cb (struct ev_loop *loop, ev_timer *w, int revents)
 
 /* Settling what completed. */
 
+/* The pull connection with the least in flight. */
+static struct conn *
+pull_conn (struct engine *e)
+{
+  struct conn *best = NULL;
+  for (unsigned i = e->multi_conn ? 1 : 0; i < e->nconns; i++) {
+    struct conn *c = &e->conns[i];
+    if (c->state == CONN_READY && (best == NULL || c->inflight < best->inflight))
+      best = c;
+  }
+  return best;
+}
+
+/* A pull the source failed (not a lost connection) may span a sector it
+ * cannot read and good blocks beside it: each of its blocks is asked for
+ * again at once on its own, so that only the bad ones stay absent (a
+ * block that cannot be sent again fails as the pull did).  False if op
+ * holds one block (its failure stands), no connection is ready or the
+ * engine is stopping.
+ */
+static bool
+split_failed_pull (struct engine *e, struct op *op)
+{
+  if (op->nclaims < 2 || pull_conn (e) == NULL || e->stopping)
+    return false;
+  for (unsigned i = 0; i < op->nclaims; i++) {
+    uint64_t b = (op->offset >> e->block_shift) + i;
+    struct conn *c = pull_conn (e);     /* a send may close one */
+    struct op *one = c ? op_new (e, OP_PULL, 1) : NULL;
+    if (one == NULL || (one->buf = buf_get (e)) == NULL) {
+      e->ops.end_pull (e->ops.opaque, &op->claims[i], 1, NULL, op->error);
+      free (one);
+      continue;
+    }
+    one->offset = block_offset (e, b);
+    one->count = block_length (e, b);
+    one->claims[one->nclaims++] = op->claims[i];
+    e->pulls_inflight++;
+    e->pull_bytes_inflight += one->count;
+    one->seq = pacer_sent (&e->pacer, one->count, time_us ());
+    op_send (c, one);
+  }
+  return true;
+}
+
 /* Takes op: its data goes to the writers; errors are cheap to settle
  * here.
  */
@@ -210,15 +256,26 @@ static void
 finish_pull (struct engine *e, struct op *op)
 {
   e->pull_bytes_inflight -= op->count;
-  if (op->error == 0)
+  if (op->error == 0) {
     pacer_ack (&e->pacer, op->seq, op->count, op->done_us - op->sent_us,
                op->done_us);
-  else {
-    e->pass_failed = true;
-    if (!lost_connection (op))
-      say (e, true, "pulling %" PRIu32 " bytes at %" PRIu64 ": %s",
-           op->count, op->offset, strerror (op->error));
+    e->pass_progress = true;
   }
+  else if (!lost_connection (op)) {
+    e->pass_failed = true;
+    /* Once the copy stalls on it, an error the source repeats is logged
+     * again after 1, 2, 4, 8... futile passes only. */
+    if ((e->futile_passes & (e->futile_passes - 1)) == 0)
+      say (e, true, "pulling %" PRIu32 " bytes at %" PRIu64 ": %s%s",
+           op->count, op->offset, strerror (op->error),
+           e->futile_passes ? " (again; retried with growing waits)" : "");
+    if (split_failed_pull (e, op)) {
+      retire_pull (e, op);      /* its blocks are in the new pulls */
+      return;
+    }
+  }
+  else
+    e->pass_failed = true;
   atomic_store_explicit (&e->window_bytes, e->pacer.window, memory_order_relaxed);
   atomic_store_explicit (&e->min_rtt_us, e->pacer.min_rtt_us, memory_order_relaxed);
   if (op->error == 0 && e->nwriters) {
@@ -280,19 +337,6 @@ process_done (struct engine *e)
 }
 
 /* Pulls. */
-
-/* The pull connection with the least in flight. */
-static struct conn *
-pull_conn (struct engine *e)
-{
-  struct conn *best = NULL;
-  for (unsigned i = e->multi_conn ? 1 : 0; i < e->nconns; i++) {
-    struct conn *c = &e->conns[i];
-    if (c->state == CONN_READY && (best == NULL || c->inflight < best->inflight))
-      best = c;
-  }
-  return best;
-}
 
 /* The next block worth pulling: one held back, else the order's next,
  * else the sweep's.  Local blocks are skipped.
@@ -421,11 +465,21 @@ end_of_pass (struct engine *e)
     say (e, false, "background copy complete");
     return;
   }
+  if (e->pass_progress || !e->pass_failed)
+    e->futile_passes = 0;
   if (e->pass_pulled && !e->pass_failed)
     e->sweep_pos = 0;
-  else
+  else {
+    /* Set each time: a timer that ran out starts again at once. */
+    unsigned doublings = e->futile_passes < RESCAN_DOUBLINGS
+                         ? e->futile_passes : RESCAN_DOUBLINGS;
+    ev_timer_set (&e->rescan, (RESCAN_MS << doublings) / 1000.0, 0);
     ev_timer_start (e->loop, &e->rescan);
+    if (e->pass_failed && e->futile_passes < UINT_MAX)
+      e->futile_passes++;
+  }
   e->pass_found_absent = e->pass_pulled = e->pass_failed = false;
+  e->pass_progress = false;
 }
 
 void
