@@ -577,17 +577,17 @@ overlay_guest_sectors (uint64_t b, uint32_t from, uint32_t to, char *dst,
   return r;
 }
 
-/* A guest read while the shadow has no room for fetched blocks: local
- * blocks from the shadow, the others straight from the source (a run of
- * them in one read) with the guest's own sectors laid over, and nothing
- * installed.  Counted as one stall.
+/* A guest read around the shadow (its disk full, or a block the source
+ * refused): local blocks from the shadow, the others straight from the
+ * source (a run of them in one read, just the guest's bytes) with the
+ * guest's own sectors laid over, and nothing installed.  The caller
+ * counts the stall.
  */
 int
 blockmap_read_through (void *buf, uint32_t count, uint64_t offset, int *err)
 {
   uint64_t first = offset >> shadow.block_shift;
   uint64_t last = (offset + count - 1) >> shadow.block_shift;
-  uint64_t t0 = time_us ();
   char *p = buf;
   int r = 0;
 
@@ -613,8 +613,6 @@ blockmap_read_through (void *buf, uint32_t count, uint64_t offset, int *err)
     }
     b = end;
   }
-  atomic_fetch_add (&shadow.stats.stalls, 1);
-  atomic_fetch_add (&shadow.stats.stall_us, time_us () - t0);
   return r;
 }
 

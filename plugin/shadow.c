@@ -16,6 +16,7 @@
 
 #include <nbdkit-filter.h>
 
+#include "clock.h"
 #include "order.h"
 #include "replace-file.h"
 #include "shadow.h"
@@ -356,22 +357,47 @@ observe (void *handle, char op, uint64_t offset, uint32_t count)
     predict_guest_request (op, offset, count);
 }
 
+/* Did the source refuse (not just fail to answer in time) a block of
+ * which the guest asked for part only?  A sector it cannot read may lie
+ * in the rest: the guest's own bytes are worth asking for alone, as a
+ * disk would return them.  Not after a timeout: the guest has waited
+ * long enough.
+ */
+static bool
+refused_beyond_request (uint64_t offset, uint32_t count, uint64_t since_us,
+                        int err)
+{
+  uint64_t mask = shadow.block_size - 1;
+  bool whole_blocks = (offset & mask) == 0 &&
+    ((offset + count) & mask) == 0;
+  return err == EIO && !whole_blocks &&
+    time_us () - since_us < upstream_timeout_us ();
+}
+
 static int
 shadow_pread (nbdkit_next *next, void *handle, void *buf, uint32_t count,
               uint64_t offset, uint32_t flags, int *err)
 {
   bool stalled;
+  uint64_t t0;
+  int r;
 
   if (count == 0)
     return 0;
   observe (handle, 'R', offset, count);
+  t0 = time_us ();
   /* No room for what a fetch would install: read around the shadow. */
   if (atomic_load_explicit (&shadow.disk_full, memory_order_relaxed) &&
       !blocks_are_present (offset >> shadow.block_shift,
-                           (offset + count - 1) >> shadow.block_shift))
-    return blockmap_read_through (buf, count, offset, err);
+                           (offset + count - 1) >> shadow.block_shift)) {
+    r = blockmap_read_through (buf, count, offset, err);
+    stats_stall (t0, time_us ());
+    return r;
+  }
+  /* The stall is counted there, also when the read goes around. */
   if (blockmap_prepare_read (offset, count, &stalled, err) == -1)
-    return store_full_error (*err)
+    return store_full_error (*err) ||
+      refused_beyond_request (offset, count, t0, *err)
       ? blockmap_read_through (buf, count, offset, err) : -1;
   if (!stalled)
     atomic_fetch_add_explicit (&shadow.stats.hits, 1, memory_order_relaxed);

@@ -255,6 +255,7 @@ extern void upstream_set_identity (const unsigned char *fingerprint);
 extern int upstream_start (void);
 extern void upstream_close (void);
 extern int upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err);
+extern uint64_t upstream_timeout_us (void);
 extern int upstream_pread_patient (void *buf, uint32_t count, uint64_t offset,
                                    unsigned patience, int *err);
 extern int upstream_extents (uint32_t count, uint64_t offset, void *extents, int *err);

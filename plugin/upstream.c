@@ -343,6 +343,13 @@ upstream_pread (void *buf, uint32_t count, uint64_t offset, int *err)
   return upstream_pread_patient (buf, count, offset, 1, err);
 }
 
+/* shadow-timeout: how long a read waits for the source. */
+uint64_t
+upstream_timeout_us (void)
+{
+  return params.timeout_ms * UINT64_C (1000);
+}
+
 static int
 add_extent (void *extents, uint64_t offset, uint64_t length, bool zero)
 {
