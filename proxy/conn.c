@@ -8,6 +8,9 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include "clock.h"
 #include "engine-internal.h"
@@ -44,19 +47,57 @@ handle_new (struct engine *e)
   return h;
 }
 
+/* A source host that crashes or drops off the network sends no reset:
+ * its connection would hang on the kernel's own limits (a quarter of an
+ * hour of retransmissions, for ever while idle) with the copy stalled,
+ * and reconnecting once the host is back would wait for them too.  On
+ * TCP the kernel is told to give up when what was sent stays
+ * unacknowledged for shadow-timeout (SILENCE_MIN_MS at least, so that a
+ * lossy link's retransmissions do not count as death), and to probe an
+ * idle connection: then it is lost and reconnected like any other.  A
+ * source that is only slow still acknowledges, and keeps it.  Only a
+ * hint: a socket that refuses the options keeps the kernel's limits.
+ */
+#define SILENCE_MIN_MS 5000
+
+static void
+limit_silence (struct engine *e, struct nbd_handle *h)
+{
+  int fd = nbd_aio_get_fd (h);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  unsigned ms = e->params.timeout_ms > SILENCE_MIN_MS ? e->params.timeout_ms
+                                                      : SILENCE_MIN_MS;
+  int on = 1, idle = ms / 1000, probes = 3;
+
+  if (fd == -1 || getsockname (fd, (struct sockaddr *) &ss, &len) == -1 ||
+      (ss.ss_family != AF_INET && ss.ss_family != AF_INET6))
+    return;
+  setsockopt (fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+  setsockopt (fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  setsockopt (fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  setsockopt (fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof idle);
+  setsockopt (fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+}
+
 int
 handle_connect (struct engine *e, struct nbd_handle *h, bool sync)
 {
   const struct engine_source *s = &e->src;
   const char *port = s->port ? s->port : "10809";
+  int r;
 
   if (s->uri)
-    return sync ? nbd_connect_uri (h, s->uri) : nbd_aio_connect_uri (h, s->uri);
-  if (s->socket)
-    return sync ? nbd_connect_unix (h, s->socket)
-                : nbd_aio_connect_unix (h, s->socket);
-  return sync ? nbd_connect_tcp (h, s->hostname, port)
-              : nbd_aio_connect_tcp (h, s->hostname, port);
+    r = sync ? nbd_connect_uri (h, s->uri) : nbd_aio_connect_uri (h, s->uri);
+  else if (s->socket)
+    r = sync ? nbd_connect_unix (h, s->socket)
+             : nbd_aio_connect_unix (h, s->socket);
+  else
+    r = sync ? nbd_connect_tcp (h, s->hostname, port)
+             : nbd_aio_connect_tcp (h, s->hostname, port);
+  if (r == 0)
+    limit_silence (e, h);
+  return r;
 }
 
 /* A connected handle is usable if it is what we asked for: TLS when

@@ -5,13 +5,15 @@ ENGINE_TESTS = \
 	test-engine-reconnect.sh \
 	test-engine-tls.sh \
 	test-engine-sparse.sh \
-	test-engine-params.sh
+	test-engine-params.sh \
+	test-engine-dead-peer.sh
 
 # Small enough to run under valgrind too.
 ENGINE_VALGRIND_TESTS = \
 	test-engine-reconnect.sh \
 	test-engine-tls.sh \
-	test-engine-params.sh
+	test-engine-params.sh \
+	test-engine-dead-peer.sh
 
 TESTS += $(ENGINE_TESTS) test-pacer test-allocmap
 
