@@ -28,7 +28,7 @@ packages=(
     libev-dev libhiredis-dev libsvm-dev libssl-dev
     redis-server qemu-utils fio gnutls-bin valgrind
     clang libclang-rt-14-dev
-    debootstrap qemu-system-x86 e2fsprogs libvirt-clients
+    debootstrap qemu-system-x86 e2fsprogs libvirt-clients iproute2
 )
 
 install_deps ()
