@@ -68,6 +68,9 @@
  */
 #define RESCAN_MS 200
 #define RESCAN_DOUBLINGS 5
+/* Failed pulls logged one by one in a pass (one in a futile pass); the
+ * rest are counted. */
+#define PASS_ERRORS_SHOWN 8
 /* Stopping: how long replies in flight are waited for (conns_drain). */
 #define DRAIN_MS 1000
 /* Hole blocks made local per loop iteration, so that demand is never
@@ -210,6 +213,7 @@ struct engine {
   uint64_t sweep_pos;
   bool pass_found_absent, pass_pulled, pass_failed, pass_progress;
   unsigned futile_passes;       /* passes in a row whose pulls all failed */
+  uint64_t pass_errors;         /* pulls the source failed in this pass */
   bool held_valid;
   uint64_t held;                /* a candidate taken but not used yet */
   bool bg_map_inflight;

@@ -217,6 +217,12 @@ pull_conn (struct engine *e)
   return best;
 }
 
+static uint64_t
+pass_errors_shown (const struct engine *e)
+{
+  return e->futile_passes ? 1 : PASS_ERRORS_SHOWN;
+}
+
 /* A pull the source failed (not a lost connection) may span a sector it
  * cannot read and good blocks beside it: each of its blocks is asked for
  * again at once on its own, so that only the bad ones stay absent (a
@@ -263,9 +269,11 @@ finish_pull (struct engine *e, struct op *op)
   }
   else if (!lost_connection (op)) {
     e->pass_failed = true;
-    /* Once the copy stalls on it, an error the source repeats is logged
-     * again after 1, 2, 4, 8... futile passes only. */
-    if ((e->futile_passes & (e->futile_passes - 1)) == 0)
+    /* A few per pass (a source whose storage went away fails every
+     * block), and once the copy stalls on them, again after 1, 2, 4,
+     * 8... futile passes only. */
+    if ((e->futile_passes & (e->futile_passes - 1)) == 0 &&
+        e->pass_errors++ < pass_errors_shown (e))
       say (e, true, "pulling %" PRIu32 " bytes at %" PRIu64 ": %s%s",
            op->count, op->offset, strerror (op->error),
            e->futile_passes ? " (again; retried with growing waits)" : "");
@@ -465,6 +473,10 @@ end_of_pass (struct engine *e)
     say (e, false, "background copy complete");
     return;
   }
+  if (e->pass_errors > pass_errors_shown (e))
+    say (e, true, "and %" PRIu64 " more pulls failed in this pass",
+         e->pass_errors - pass_errors_shown (e));
+  e->pass_errors = 0;
   if (e->pass_progress || !e->pass_failed)
     e->futile_passes = 0;
   if (e->pass_pulled && !e->pass_failed)

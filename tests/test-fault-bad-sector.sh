@@ -6,6 +6,8 @@
 # hammers the source and floods the log.  The guest gets EIO where its
 # read takes in the bad sector, and the source's bytes everywhere else,
 # in the bad sector's block too (asked for alone, as a disk answers).
+# Then a source whose storage goes away under a second copy (every read
+# fails): a few lines per pass, not one per block.
 source ./functions.sh
 requires nbdsh --version
 requires dd --version
@@ -14,7 +16,8 @@ head -c 16M /dev/urandom > "$tmpdir/src.img"
 bad=$((82 * 65536 + 4096))      # in block 82 of 256, no fingerprint sample
 start_server src eval get_size='echo 16777216' thread_model='echo parallel' \
     can_extents='exit 3' \
-    pread="if [ \$4 -lt $((bad + 4096)) ] && [ \$((\$4 + \$3)) -gt $bad ]; then
+    pread="if [ -e '$tmpdir/broken' ] ||
+              { [ \$4 -lt $((bad + 4096)) ] && [ \$((\$4 + \$3)) -gt $bad ]; }; then
                echo EIO cannot read the sector >&2; exit 1
            fi
            dd if='$tmpdir/src.img' skip=\$4 count=\$3 iflag=skip_bytes,count_bytes status=none"
@@ -48,4 +51,13 @@ for off, n in ((82 * 65536, 4096), ($bad + 4096, 8192), (81 * 65536, 65536),
                (82 * 65536 - 4096, 4096), (83 * 65536, 4096), (0, 4096)):
     assert h.pread(n, off) == src[off:off + n], off
 "
+
+start_shadow all src shadow-policy=sequential shadow-timeout=2
+touch "$tmpdir/broken"
+sleep 6
+all_lines=$(grep -c "pulling .*Input/output error\|more pulls failed" "$tmpdir/all.log")
+echo "every read failing: $(json_get "$tmpdir/all.json" blocks_present) blocks local, $all_lines log lines"
+test "$all_lines" -lt 30
+rm "$tmpdir/broken"
+wait_json "$tmpdir/all.json" blocks_present 255 60
 echo OK
