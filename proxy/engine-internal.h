@@ -213,7 +213,7 @@ struct engine {
   uint64_t sweep_pos;
   bool pass_found_absent, pass_pulled, pass_failed, pass_progress;
   unsigned futile_passes;       /* passes in a row whose pulls all failed */
-  uint64_t pass_errors;         /* pulls the source failed in this pass */
+  uint64_t pass_errors;         /* failed pulls of this pass, if it logs them */
   bool held_valid;
   uint64_t held;                /* a candidate taken but not used yet */
   bool bg_map_inflight;
