@@ -217,6 +217,19 @@ pull_conn (struct engine *e)
   return best;
 }
 
+/* Send pull op on c: it joins the window. */
+static void
+send_pull (struct engine *e, struct conn *c, struct op *op)
+{
+  if (demand_out (e))
+    atomic_fetch_add_explicit (&e->pull_bytes_under_demand, op->count,
+                               memory_order_relaxed);
+  e->pulls_inflight++;
+  e->pull_bytes_inflight += op->count;
+  op->seq = pacer_sent (&e->pacer, op->count, time_us ());
+  op_send (c, op);
+}
+
 static uint64_t
 pass_errors_shown (const struct engine *e)
 {
@@ -247,10 +260,7 @@ split_failed_pull (struct engine *e, struct op *op)
     one->offset = block_offset (e, b);
     one->count = block_length (e, b);
     one->claims[one->nclaims++] = op->claims[i];
-    e->pulls_inflight++;
-    e->pull_bytes_inflight += one->count;
-    one->seq = pacer_sent (&e->pacer, one->count, time_us ());
-    op_send (c, one);
+    send_pull (e, c, one);
   }
   return true;
 }
@@ -447,13 +457,7 @@ pull_next (struct engine *e, struct conn *c, unsigned *hole_budget)
   }
   if (op == NULL)
     return false;
-  if (demand_out (e))
-    atomic_fetch_add_explicit (&e->pull_bytes_under_demand, op->count,
-                               memory_order_relaxed);
-  e->pulls_inflight++;
-  e->pull_bytes_inflight += op->count;
-  op->seq = pacer_sent (&e->pacer, op->count, time_us ());
-  op_send (c, op);
+  send_pull (e, c, op);
   return true;
 }
 
