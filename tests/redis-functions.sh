@@ -95,6 +95,14 @@ wait_rcli ()
     return 1
 }
 
+# pulled_at NAME ID: "BYTES_PULLED UPDATED_US" of one mirror update of
+# migration ID (one HMGET: two HGETs could straddle an update), to time
+# a pull rate on the mirror's own clock.
+pulled_at ()
+{
+    rcli "$1" HMGET "nbdshadow:{$2}:progress" bytes_pulled updated_us | tr '\n' ' '
+}
+
 # send_command NAME ID CID CMD [RATE]: an operator's command, as the CLI
 # sends it.
 send_command ()

@@ -68,16 +68,16 @@ test "$(progress blocks_present)" -eq $((present0 + 3))
 test "$(progress bytes_fetched)" -eq $((3 * 65536))
 
 # Throttled to 1 MiB/s and resumed: the pull rate over 4 s, measured
-# from the mirror's own timestamps (one HMGET: the pair of one update).
+# from the mirror's own timestamps.
 "$NBDSHADOW" throttle vm1 1M > /dev/null
 "$NBDSHADOW" resume vm1 > /dev/null
 sleep 1.5
 test "$(progress paused)" = 0
 test "$(progress bandwidth_limit)" = 1048576
-read -r b0 t0 <<< "$(rcli r HMGET 'nbdshadow:{vm1}:progress' bytes_pulled updated_us | tr '\n' ' ')"
+read -r b0 t0 <<< "$(pulled_at r vm1)"
 test "$b0" -gt "$pulled0"       # resumed: the copy goes on
 sleep 4
-read -r b1 t1 <<< "$(rcli r HMGET 'nbdshadow:{vm1}:progress' bytes_pulled updated_us | tr '\n' ' ')"
+read -r b1 t1 <<< "$(pulled_at r vm1)"
 rate=$(( (b1 - b0) * 1000000 / (t1 - t0) ))
 echo "throttled to 1048576 bytes/s: pulled at $rate bytes/s"
 test $rate -ge $((1048576 * 8 / 10)) && test $rate -le $((1048576 * 12 / 10))

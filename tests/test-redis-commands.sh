@@ -64,10 +64,9 @@ wait_json "$json" bandwidth_limit 3000000 2
 sleep 0.5
 # The mirror's own timestamps: the stats file is rewritten about once a
 # second, so a wall-clock window over it may hold 2 or 4 seconds' pulls.
-pulled_at () { rcli r HMGET 'nbdshadow:{vm1}:progress' bytes_pulled updated_us | tr '\n' ' '; }
-read -r p0 t0 <<< "$(pulled_at)"
+read -r p0 t0 <<< "$(pulled_at r vm1)"
 sleep 3
-read -r p1 t1 <<< "$(pulled_at)"
+read -r p1 t1 <<< "$(pulled_at r vm1)"
 rate=$(( (p1 - p0) * 1000000 / (t1 - t0) ))
 echo "throttled to 3000000 bytes/s: measured $rate"
 test $rate -ge 2400000 && test $rate -le 3600000
