@@ -80,7 +80,8 @@ sleep 4
 read -r b1 t1 <<< "$(pulled_at r vm1)"
 rate=$(( (b1 - b0) * 1000000 / (t1 - t0) ))
 echo "throttled to 1048576 bytes/s: pulled at $rate bytes/s"
-test $rate -ge $((1048576 * 8 / 10)) && test $rate -le $((1048576 * 12 / 10))
+test $rate -ge $((1048576 * 8 / 10))
+test $rate -le $((1048576 * 12 / 10))
 
 # Finalize: complete at full speed, then the source can go.
 timeout 60 "$NBDSHADOW" finalize vm1 --wait > "$tmpdir/out"

@@ -69,7 +69,8 @@ sleep 3
 read -r p1 t1 <<< "$(pulled_at r vm1)"
 rate=$(( (p1 - p0) * 1000000 / (t1 - t0) ))
 echo "throttled to 3000000 bytes/s: measured $rate"
-test $rate -ge 2400000 && test $rate -le 3600000
+test $rate -ge 2400000
+test $rate -le 3600000
 wait_rcli r 3000000 3 HGET 'nbdshadow:{vm1}:progress' bandwidth_limit
 
 # Bad commands are answered, not applied.

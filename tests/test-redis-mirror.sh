@@ -32,19 +32,23 @@ test "$(rcli r SISMEMBER nbdshadow:volumes vm.1_a-b)" -eq 1
 # last 2 s: past the first burst) and an ETA.
 sleep 3
 p=$(rcli r HGET "$key:progress" blocks_present)
-test "$p" -gt 0 && test "$p" -lt $nblocks
+test "$p" -gt 0
+test "$p" -lt $nblocks
 rate=$(rcli r HGET "$key:progress" rate_bytes_per_s)
 echo "mid-copy: $p blocks, $rate bytes/s, eta $(rcli r HGET "$key:progress" eta_s) s"
-test "$rate" -gt 3000000 && test "$rate" -lt 5500000
+test "$rate" -gt 3000000
+test "$rate" -lt 5500000
 test "$(rcli r HGET "$key:progress" eta_s)" -gt 0
 test "$(rcli r HGET "$key:progress" bandwidth_limit)" -eq 4194304
 test "$(json_get "$json" redis)" = up
 # The predicted set: the order's latest picks, bounded; sequential's
 # newest pick is just ahead of what is local.
 n=$(rcli r ZCARD "$key:predicted")
-test "$n" -gt 0 && test "$n" -le 1024
+test "$n" -gt 0
+test "$n" -le 1024
 top=$(rcli r ZREVRANGE "$key:predicted" 0 0)
-test "$top" -ge $((p - 64)) && test "$top" -lt $nblocks
+test "$top" -ge $((p - 64))
+test "$top" -lt $nblocks
 
 # The source goes away for a second and comes back: two events.
 stop_server src KILL
