@@ -42,12 +42,15 @@ test "$(rcli r HGET "$key:progress" eta_s)" -gt 0
 test "$(rcli r HGET "$key:progress" bandwidth_limit)" -eq 4194304
 test "$(json_get "$json" redis)" = up
 # The predicted set: the order's latest picks, bounded; sequential's
-# newest pick is just ahead of what is local.
+# newest pick is near what is local.  The set is re-written at most once
+# a second, so it may lag by the blocks of two seconds at the cap (64 a
+# second) but no more.
 n=$(rcli r ZCARD "$key:predicted")
 test "$n" -gt 0
 test "$n" -le 1024
 top=$(rcli r ZREVRANGE "$key:predicted" 0 0)
-test "$top" -ge $((p - 64))
+echo "newest pick $top, $p blocks present"
+test "$top" -ge $((p - 2 * 64))
 test "$top" -lt $nblocks
 
 # The source goes away for a second and comes back: two events.
