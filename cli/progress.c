@@ -96,6 +96,7 @@ progress_fill (struct progress *p, progress_lookup_fn *get, void *src)
   U64 (stalls);
   U64 (stall_us);
   U64 (hits);
+  U64 (unreadable_blocks);
 #undef U64
   p->coverage = p->blocks_total ?
     (double) p->blocks_present / p->blocks_total : 1;
@@ -206,6 +207,18 @@ format_eta (double s, char *buf, size_t len)
   return buf;
 }
 
+/* "  3 blocks unreadable at the source" (SEP first), or "". */
+static const char *
+format_unreadable (const struct progress *p, const char *sep, char *buf,
+                   size_t len)
+{
+  if (p->unreadable_blocks == 0)
+    return "";
+  snprintf (buf, len, "%s%" PRIu64 " block%s unreadable at the source", sep,
+            p->unreadable_blocks, p->unreadable_blocks == 1 ? "" : "s");
+  return buf;
+}
+
 /* Coverage in percent, rounded down: 100.0 only when every block is. */
 static double
 percent (const struct progress *p)
@@ -222,29 +235,31 @@ mbps (const struct progress *p)
 void
 progress_print_bar (FILE *fp, const struct progress *p)
 {
-  char bar[BAR_WIDTH + 1], eta[32];
+  char bar[BAR_WIDTH + 1], eta[32], unreadable[64];
   int filled = p->coverage * BAR_WIDTH;
 
   memset (bar, '#', filled);
   memset (bar + filled, '.', BAR_WIDTH - filled);
   bar[BAR_WIDTH] = '\0';
   fprintf (fp, "\r%s [%s] %5.1f%%  %6.1f MB/s  stalls %" PRIu64
-           "  ETA %s%s\033[K", p->id, bar, percent (p), mbps (p),
+           "  ETA %s%s%s\033[K", p->id, bar, percent (p), mbps (p),
            p->stalls, format_eta (p->eta_s, eta, sizeof eta),
-           p->paused == 1 ? "  paused" : "");
+           p->paused == 1 ? "  paused" : "",
+           format_unreadable (p, "  ", unreadable, sizeof unreadable));
   fflush (fp);
 }
 
 void
 progress_print_line (FILE *fp, const struct progress *p)
 {
-  char eta[32];
+  char eta[32], unreadable[64];
 
   fprintf (fp, "%s %s %.1f%% %" PRIu64 "/%" PRIu64 " blocks %.1f MB/s "
-           "stalls %" PRIu64 " ETA %s%s\n", p->id, p->state,
+           "stalls %" PRIu64 " ETA %s%s%s\n", p->id, p->state,
            percent (p), p->blocks_present, p->blocks_total, mbps (p),
            p->stalls, format_eta (p->eta_s, eta, sizeof eta),
-           p->paused == 1 ? " paused" : "");
+           p->paused == 1 ? " paused" : "",
+           format_unreadable (p, " ", unreadable, sizeof unreadable));
   fflush (fp);
 }
 
@@ -268,7 +283,8 @@ progress_print_json (FILE *fp, const struct progress *p)
     fprintf (fp, "%.0f", p->eta_s);
   else
     fputs ("null", fp);
-  fprintf (fp, ", \"paused\": %s, \"bandwidth_limit\": ",
+  fprintf (fp, ", \"unreadable_blocks\": %" PRIu64
+           ", \"paused\": %s, \"bandwidth_limit\": ", p->unreadable_blocks,
            p->paused < 0 ? "null" : p->paused ? "true" : "false");
   if (p->bandwidth_limit >= 0)
     fprintf (fp, "%" PRIi64 "}\n", p->bandwidth_limit);

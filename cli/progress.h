@@ -12,6 +12,7 @@ struct progress {
   char source[16];              /* connected, disconnected, detached */
   uint64_t block_size, blocks_total, blocks_present;
   uint64_t bytes_pulled, bytes_fetched, stalls, stall_us, hits;
+  uint64_t unreadable_blocks;   /* the source failed them: the copy waits */
   double coverage;              /* 0..1 */
   /* -1 where unknown (an older filter, or too few readings yet). */
   double rate_bytes_per_s, eta_s;

@@ -3,6 +3,7 @@
  * filter's stats file for a single host without Redis; once, or over and
  * over with --watch. */
 #include <getopt.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -46,7 +47,8 @@ usage (FILE *fp)
 "Ctrl-C); one volume: a progress bar on a terminal, else a line a second.\n"
 "--json: one object per volume per line, with id, state, blocks_total,\n"
 "blocks_present, coverage (0..1), rate_bytes_per_s, stalls, stall_us,\n"
-"hits, bytes_pulled, bytes_fetched, eta_s, paused, bandwidth_limit\n"
+"hits, bytes_pulled, bytes_fetched, eta_s, unreadable_blocks (blocks\n"
+"the source failed to read in its last pass), paused, bandwidth_limit\n"
 "(null where the source of the figures does not say).\n"
 "Exits 1 if a volume is unknown or its figures cannot be read.\n");
 }
@@ -92,6 +94,14 @@ print_volumes (const struct status_opts *o, const struct progress *p,
       progress_print_row (stdout, &p[i]);
     all_complete &= strcmp (p[i].state, "complete") == 0;
   }
+  /* What the table has no column for: a copy that cannot end. */
+  for (size_t i = 0; i < n && !o->json; i++)
+    if (p[i].unreadable_blocks)
+      printf ("%s: the source fails to read %" PRIu64 " block%s: retried with "
+              "growing waits, the copy cannot complete until %s (the "
+              "filter's log names them)\n", p[i].id, p[i].unreadable_blocks,
+              p[i].unreadable_blocks == 1 ? "" : "s",
+              p[i].unreadable_blocks == 1 ? "it reads" : "they read");
   fflush (stdout);
   return all_complete;
 }

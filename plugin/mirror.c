@@ -88,8 +88,6 @@ static uint64_t rate;
 static _Atomic uint64_t round_trips;
 static _Atomic bool up;
 
-#define LOAD(x) ((uint64_t) atomic_load_explicit (&(x), memory_order_relaxed))
-
 static int
 keep (char **field, const char *value)
 {
@@ -378,13 +376,14 @@ write_progress (uint64_t now, uint64_t present)
                     " rate_bytes_per_s %" PRIu64 " stalls %" PRIu64
                     " stall_us %" PRIu64 " hits %" PRIu64 " eta_s %" PRId64
                     " paused %d bandwidth_limit %" PRIu64 " disk_full %d"
-                    " updated_us %" PRIu64,
+                    " unreadable_blocks %" PRIu64 " updated_us %" PRIu64,
                     key_progress, shadow.nblocks, present, coverage,
                     LOAD (shadow.stats.bytes_pulled),
                     LOAD (shadow.stats.bytes_fetched), rate,
                     LOAD (shadow.stats.stalls), LOAD (shadow.stats.stall_us),
                     LOAD (shadow.stats.hits), eta, (int) ctl.paused,
-                    ctl.bandwidth, (int) ctl.disk_full, now);
+                    ctl.bandwidth, (int) ctl.disk_full,
+                    ctl.unreadable_blocks, now);
 }
 
 /* The coverage bits that changed since the last batch, as SETRANGEs of
@@ -546,11 +545,13 @@ note_state (const char *state)
     mirror_event ("stopped", "the filter stopped before the copy was complete");
 }
 
-/* The source's connection and the shadow's disk: changes are events. */
+/* The source's connection, what it cannot read and the shadow's disk:
+ * changes are events. */
 static void
 note_conditions (void)
 {
   static bool was_connected = true, was_full;
+  static uint64_t was_unreadable;
   struct upstream_control ctl;
 
   upstream_get_control (&ctl);
@@ -563,6 +564,13 @@ note_conditions (void)
     mirror_event ("disk-full", "the shadow's file system is full: the "
                   "background copy waits for room");
   was_full = ctl.disk_full;
+  if (ctl.unreadable_blocks && !was_unreadable)
+    mirror_event ("source-read-error", "the source failed to read %" PRIu64
+                  " blocks: they are retried with growing waits, and the copy "
+                  "cannot complete until they read", ctl.unreadable_blocks);
+  else if (!ctl.unreadable_blocks && was_unreadable)
+    mirror_event ("source-read-ok", "the source reads the blocks it failed");
+  was_unreadable = ctl.unreadable_blocks;
 }
 
 /* Bytes moved per second over the last RATE_TICKS ticks (fewer at

@@ -52,6 +52,9 @@ struct engine_order;
 #define SHADOW_MAX_BLOCK_SIZE (4 * 1024 * 1024)
 #define SHADOW_DEFAULT_BLOCK_SIZE (64 * 1024)
 
+/* A counter read for the figures: no ordering needed. */
+#define LOAD(x) ((uint64_t) atomic_load_explicit (&(x), memory_order_relaxed))
+
 /* A block with guest data in some sectors but not yet fetched is
  * "partial".  Their sector masks are persisted in a fixed-size journal,
  * so their number is bounded; past the bound a partial write waits for
@@ -271,6 +274,7 @@ struct upstream_control {
   uint64_t bandwidth;           /* cap on pulls, bytes/s; 0: none */
   bool disk_full;               /* the shadow's disk is full */
   bool mapping;                 /* the source's allocation is being mapped */
+  uint64_t unreadable_blocks;   /* the source failed them in the last pass */
 };
 extern void upstream_get_control (struct upstream_control *c);
 extern void upstream_pause (bool paused);

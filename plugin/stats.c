@@ -18,8 +18,6 @@
 #include "replace-file.h"
 #include "shadow.h"
 
-#define LOAD(x) ((uint64_t) atomic_load_explicit (&(x), memory_order_relaxed))
-
 /* The counters a restart continues: the filter's own, not the engine's
  * (those describe the current connection to the source).
  */

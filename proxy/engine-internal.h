@@ -200,6 +200,7 @@ struct engine {
   _Atomic uint64_t reconnects, hole_blocks, window_bytes, min_rtt_us;
   /* Pull bytes sent while a demand read waited or was in flight. */
   _Atomic uint64_t pull_bytes_under_demand;
+  _Atomic uint64_t unreadable_blocks;   /* pass_unreadable of the last pass */
   _Atomic bool paused;          /* no new pulls are sent; demands are */
   _Atomic uint64_t cap;
 
@@ -214,6 +215,7 @@ struct engine {
   bool pass_found_absent, pass_pulled, pass_failed, pass_progress;
   unsigned futile_passes;       /* passes in a row whose pulls all failed */
   uint64_t pass_errors;         /* failed pulls of this pass, if it logs them */
+  uint64_t pass_unreadable;     /* blocks of this pass the source failed */
   bool held_valid;
   uint64_t held;                /* a candidate taken but not used yet */
   bool bg_map_inflight;

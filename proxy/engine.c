@@ -380,6 +380,8 @@ engine_get_stats (struct engine *e, struct engine_stats *st)
   st->pull_bytes_under_demand =
     atomic_load_explicit (&e->pull_bytes_under_demand, memory_order_relaxed);
   st->mapping = atomic_load_explicit (&e->mapping, memory_order_relaxed);
+  st->unreadable_blocks =
+    atomic_load_explicit (&e->unreadable_blocks, memory_order_relaxed);
 }
 
 void

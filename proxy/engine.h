@@ -112,6 +112,8 @@ struct engine_stats {
   uint64_t pull_bytes_under_demand; /* pulls sent while a demand read was out */
   bool mapping;                   /* the source's allocation is being mapped:
                                      blocks not local yet may be holes */
+  uint64_t unreadable_blocks;     /* blocks the source failed to read, each
+                                     asked for alone, in the last pass */
 };
 
 /* Connect to the source (synchronously, in the calling thread) and

@@ -291,6 +291,7 @@ finish_pull (struct engine *e, struct op *op)
       retire_pull (e, op);      /* its blocks are in the new pulls */
       return;
     }
+    e->pass_unreadable += op->nclaims;
   }
   else
     e->pass_failed = true;
@@ -474,9 +475,16 @@ end_of_pass (struct engine *e)
     return;
   if (!e->pass_found_absent) {
     e->pulling = false;
+    atomic_store_explicit (&e->unreadable_blocks, 0, memory_order_relaxed);
     say (e, false, "background copy complete");
     return;
   }
+  /* A pass whose pulls only lost their connection says nothing new of
+   * what the source can read. */
+  if (e->pass_unreadable || e->pass_progress || !e->pass_failed)
+    atomic_store_explicit (&e->unreadable_blocks, e->pass_unreadable,
+                           memory_order_relaxed);
+  e->pass_unreadable = 0;
   if (e->pass_errors > pass_errors_shown (e))
     say (e, true, "and %" PRIu64 " more pulls failed in this pass",
          e->pass_errors - pass_errors_shown (e));

@@ -6,9 +6,13 @@
 # hammers the source and floods the log.  The guest gets EIO where its
 # read takes in the bad sector, and the source's bytes everywhere else,
 # in the bad sector's block too (asked for alone, as a disk answers).
-# Then a source whose storage goes away under a second copy (every read
-# fails): a few lines per pass, not one per block.
+# The operator is told: the stats, `nbdshadow status` and an event in
+# Redis say how many blocks the source fails to read; once the sector
+# reads again the copy completes and they say so.  Then a source whose
+# storage goes away under a second copy (every read fails): a few lines
+# per pass, not one per block.
 source ./functions.sh
+source ./redis-functions.sh
 requires nbdsh --version
 requires dd --version
 
@@ -17,11 +21,15 @@ bad=$((82 * 65536 + 4096))      # in block 82 of 256, no fingerprint sample
 start_server src eval get_size='echo 16777216' thread_model='echo parallel' \
     can_extents='exit 3' \
     pread="if [ -e '$tmpdir/broken' ] ||
-              { [ \$4 -lt $((bad + 4096)) ] && [ \$((\$4 + \$3)) -gt $bad ]; }; then
+              { [ -e '$tmpdir/sick' ] &&
+                [ \$4 -lt $((bad + 4096)) ] && [ \$((\$4 + \$3)) -gt $bad ]; }; then
                echo EIO cannot read the sector >&2; exit 1
            fi
            dd if='$tmpdir/src.img' skip=\$4 count=\$3 iflag=skip_bytes,count_bytes status=none"
-start_shadow sh src shadow-policy=sequential shadow-timeout=2
+touch "$tmpdir/sick"
+start_redis r
+start_shadow sh src shadow-policy=sequential shadow-timeout=2 \
+    shadow-redis="unix:$tmpdir/r.redis" shadow-id=sick
 
 # Every block but the bad one is local soon, however the pulls grouped it.
 wait_json "$tmpdir/sh.json" blocks_present 255 30
@@ -38,6 +46,17 @@ echo "fetch errors: $errors, log lines: $lines"
 test "$errors" -lt 40
 test "$lines" -lt 20
 
+# Told: one block the source cannot read, in the stats, in status (from
+# the stats file and from Redis) and as an event.
+test "$(json_get "$tmpdir/sh.json" unreadable_blocks)" -eq 1
+"$NBDSHADOW" status sick --stats "$tmpdir/sh.json" > "$tmpdir/status"
+cat "$tmpdir/status"
+grep -q "^sick: the source fails to read 1 block: .*until it reads" "$tmpdir/status"
+wait_rcli r 1 5 HGET 'nbdshadow:{sick}:progress' unreadable_blocks
+"$NBDSHADOW" status sick --redis "unix:$tmpdir/r.redis" --json > "$tmpdir/status.json"
+grep -q '"unreadable_blocks": 1,' "$tmpdir/status.json"
+rcli r XRANGE 'nbdshadow:{sick}:events' - + | grep -qx source-read-error
+
 nbdsh -u "$(uri sh)" -c "
 import errno
 for off, n in (($bad, 4096), ($bad - 512, 1024), (82 * 65536, 65536)):
@@ -50,6 +69,18 @@ src = open('$tmpdir/src.img', 'rb').read()
 for off, n in ((82 * 65536, 4096), ($bad + 4096, 8192), (81 * 65536, 65536),
                (82 * 65536 - 4096, 4096), (83 * 65536, 4096), (0, 4096)):
     assert h.pread(n, off) == src[off:off + n], off
+"
+
+# The sector reads again: the next retry (6.4 s apart at most) makes
+# the copy complete, and nothing says a block is unreadable any more.
+rm "$tmpdir/sick"
+wait_json "$tmpdir/sh.json" blocks_present 256 20
+wait_rcli r complete 10 HGET 'nbdshadow:{sick}:info' state
+test "$(json_get "$tmpdir/sh.json" unreadable_blocks)" -eq 0
+rcli r XRANGE 'nbdshadow:{sick}:events' - + | grep -qx source-read-ok
+nbdsh -u "$(uri sh)" -c "
+src = open('$tmpdir/src.img', 'rb').read()
+assert h.pread(65536, 82 * 65536) == src[82 * 65536:83 * 65536]
 "
 
 start_shadow all src shadow-policy=sequential shadow-timeout=2 \
@@ -66,6 +97,13 @@ all_lines=$(grep -c "pulling .*Input/output error\|more pulls failed" "$tmpdir/a
 echo "every read failing: $(json_get "$tmpdir/all.json" blocks_present) blocks local, $all_lines log lines"
 test "$all_lines" -ge 1
 test "$all_lines" -lt 30
+# Once a pass is over, every block not local yet is one it failed.
+for _ in $(seq 400); do
+    [ "$(json_get "$tmpdir/all.json" unreadable_blocks)" -gt 0 ] && break
+    sleep 0.1
+done
+absent=$((256 - $(json_get "$tmpdir/all.json" blocks_present)))
+test "$(json_get "$tmpdir/all.json" unreadable_blocks)" -eq $absent
 rm "$tmpdir/broken"
-wait_json "$tmpdir/all.json" blocks_present 255 60
+wait_json "$tmpdir/all.json" blocks_present 256 60
 echo OK
