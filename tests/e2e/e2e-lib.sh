@@ -21,10 +21,13 @@ e2e_image ()
     e2e_image_dir="$("$e2e_dir/build-image.sh")"
 }
 
-# e2e_fresh_disk FILE: a fresh sparse copy of the guest disk.
+# e2e_fresh_disk FILE: a fresh sparse copy of the guest disk, on stable
+# storage as a disk that has been in use is: otherwise the guest's first
+# flush waits for the whole copy to be written out.
 e2e_fresh_disk ()
 {
     cp --sparse=always "$e2e_image_dir/disk.img" "$1"
+    sync "$1"
 }
 
 # e2e_boot NAME DISK WORKLOAD: start QEMU in the background, booting the
