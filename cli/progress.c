@@ -207,8 +207,7 @@ format_eta (double s, char *buf, size_t len)
   return buf;
 }
 
-/* "  3 blocks unreadable at the source" (SEP first), or "". */
-static const char *
+const char *
 format_unreadable (const struct progress *p, const char *sep, char *buf,
                    size_t len)
 {

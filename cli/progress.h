@@ -46,6 +46,10 @@ extern void rate_meter_add (struct rate_meter *m, struct progress *p);
 extern void progress_print_bar (FILE *fp, const struct progress *p);
 extern void progress_print_line (FILE *fp, const struct progress *p);
 extern void progress_print_json (FILE *fp, const struct progress *p);
+/* "3 blocks unreadable at the source" after SEP, in BUF, or "" when the
+ * source reads every block. */
+extern const char *format_unreadable (const struct progress *p,
+                                      const char *sep, char *buf, size_t len);
 /* The fleet table: a header, then one row per volume. */
 extern void progress_print_header (FILE *fp);
 extern void progress_print_row (FILE *fp, const struct progress *p);

@@ -96,12 +96,13 @@ print_volumes (const struct status_opts *o, const struct progress *p,
   }
   /* What the table has no column for: a copy that cannot end. */
   for (size_t i = 0; i < n && !o->json; i++)
-    if (p[i].unreadable_blocks)
-      printf ("%s: the source fails to read %" PRIu64 " block%s: retried with "
-              "growing waits, the copy cannot complete until %s (the "
-              "filter's log names them)\n", p[i].id, p[i].unreadable_blocks,
-              p[i].unreadable_blocks == 1 ? "" : "s",
-              p[i].unreadable_blocks == 1 ? "it reads" : "they read");
+    if (p[i].unreadable_blocks) {
+      char unreadable[64];
+      printf ("%s: %s: retried with growing waits, the copy cannot complete "
+              "until the source reads them (the filter's log names them)\n",
+              p[i].id, format_unreadable (&p[i], "", unreadable,
+                                          sizeof unreadable));
+    }
   fflush (stdout);
   return all_complete;
 }

@@ -565,9 +565,10 @@ note_conditions (void)
                   "background copy waits for room");
   was_full = ctl.disk_full;
   if (ctl.unreadable_blocks && !was_unreadable)
-    mirror_event ("source-read-error", "the source failed to read %" PRIu64
-                  " blocks: they are retried with growing waits, and the copy "
-                  "cannot complete until they read", ctl.unreadable_blocks);
+    mirror_event ("source-read-error", "blocks the source failed to read: %"
+                  PRIu64 "; retried with growing waits, the copy cannot "
+                  "complete until the source reads them",
+                  ctl.unreadable_blocks);
   else if (!ctl.unreadable_blocks && was_unreadable)
     mirror_event ("source-read-ok", "the source reads the blocks it failed");
   was_unreadable = ctl.unreadable_blocks;

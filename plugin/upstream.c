@@ -387,16 +387,6 @@ upstream_attached (void)
   return open;
 }
 
-/* The engine counts the failures of a pass; a block the order and then
- * the sweep both asked for fails twice, and only blocks not local yet
- * can be unreadable. */
-static uint64_t
-unreadable_blocks (const struct engine_stats *st)
-{
-  uint64_t absent = shadow.nblocks - LOAD (shadow.present_count);
-  return st->unreadable_blocks < absent ? st->unreadable_blocks : absent;
-}
-
 void
 upstream_get_control (struct upstream_control *c)
 {
@@ -411,7 +401,7 @@ upstream_get_control (struct upstream_control *c)
   c->paused = st.paused;
   c->bandwidth = st.bandwidth;
   c->mapping = st.mapping;
-  c->unreadable_blocks = unreadable_blocks (&st);
+  c->unreadable_blocks = st.unreadable_blocks;
   c->disk_full = atomic_load_explicit (&shadow.disk_full, memory_order_relaxed);
 }
 
@@ -476,7 +466,7 @@ upstream_stats (FILE *fp)
            st.window_bytes,
            st.min_rtt_us == UINT64_MAX ? 0 : st.min_rtt_us,
            engine && st.paused ? "true" : "false", engine ? st.bandwidth : 0,
-           st.pull_bytes_under_demand, engine ? unreadable_blocks (&st) : 0);
+           st.pull_bytes_under_demand, engine ? st.unreadable_blocks : 0);
 }
 
 /* Called by the housekeeping thread: once every block is PRESENT, persist that

@@ -216,6 +216,10 @@ struct engine {
   unsigned futile_passes;       /* passes in a row whose pulls all failed */
   uint64_t pass_errors;         /* failed pulls of this pass, if it logs them */
   uint64_t pass_unreadable;     /* blocks of this pass the source failed */
+  uint64_t *pass_unreadable_map;        /* ... as bits, so that a block the
+                                           order and then the sweep asked
+                                           for counts once; allocated at
+                                           the pass's first failure */
   bool held_valid;
   uint64_t held;                /* a candidate taken but not used yet */
   bool bg_map_inflight;

@@ -416,6 +416,7 @@ engine_free (struct engine *e)
   if (e->loop)
     ev_loop_destroy (e->loop);
   allocmap_free (&e->map);
+  free (e->pass_unreadable_map);
   pthread_cond_destroy (&e->write_cond);
   pthread_condattr_destroy (&e->condattr);
   pthread_mutex_destroy (&e->lock);

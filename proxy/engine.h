@@ -113,7 +113,8 @@ struct engine_stats {
   bool mapping;                   /* the source's allocation is being mapped:
                                      blocks not local yet may be holes */
   uint64_t unreadable_blocks;     /* blocks the source failed to read, each
-                                     asked for alone, in the last pass */
+                                     asked for alone, in the last pass
+                                     (each once, however often asked) */
 };
 
 /* Connect to the source (synchronously, in the calling thread) and

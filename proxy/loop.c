@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bits.h"
 #include "clock.h"
 #include "engine-internal.h"
 
@@ -265,6 +266,29 @@ split_failed_pull (struct engine *e, struct op *op)
   return true;
 }
 
+/* The blocks of a pull the source failed, asked for alone: counted
+ * once per pass however many times they were asked for.  Without
+ * memory for the map each failure counts (the filter bounds the count
+ * by the blocks not local).
+ */
+static void
+count_unreadable (struct engine *e, const struct op *op)
+{
+  uint64_t first = op->offset >> e->block_shift;
+
+  if (e->pass_unreadable_map == NULL)
+    e->pass_unreadable_map = calloc (e->nblocks / 64 + 1, sizeof (uint64_t));
+  if (e->pass_unreadable_map == NULL) {
+    count_unreadable (e, op);
+    return;
+  }
+  for (uint64_t b = first; b < first + op->nclaims; b++)
+    if (!bit_test (e->pass_unreadable_map, b)) {
+      bit_set (e->pass_unreadable_map, b);
+      e->pass_unreadable++;
+    }
+}
+
 /* Takes op: its data goes to the writers; errors are cheap to settle
  * here.
  */
@@ -291,7 +315,7 @@ finish_pull (struct engine *e, struct op *op)
       retire_pull (e, op);      /* its blocks are in the new pulls */
       return;
     }
-    e->pass_unreadable += op->nclaims;
+    count_unreadable (e, op);
   }
   else
     e->pass_failed = true;
@@ -473,6 +497,10 @@ end_of_pass (struct engine *e)
   if (e->pulls_inflight || e->held_valid || e->bg_map_inflight ||
       ev_is_active (&e->rescan))
     return;
+  uint64_t unreadable = e->pass_unreadable;
+  e->pass_unreadable = 0;
+  free (e->pass_unreadable_map);
+  e->pass_unreadable_map = NULL;
   if (!e->pass_found_absent) {
     e->pulling = false;
     atomic_store_explicit (&e->unreadable_blocks, 0, memory_order_relaxed);
@@ -481,10 +509,9 @@ end_of_pass (struct engine *e)
   }
   /* A pass whose pulls only lost their connection says nothing new of
    * what the source can read. */
-  if (e->pass_unreadable || e->pass_progress || !e->pass_failed)
-    atomic_store_explicit (&e->unreadable_blocks, e->pass_unreadable,
+  if (unreadable || e->pass_progress || !e->pass_failed)
+    atomic_store_explicit (&e->unreadable_blocks, unreadable,
                            memory_order_relaxed);
-  e->pass_unreadable = 0;
   if (e->pass_errors > pass_errors_shown (e))
     say (e, true, "and %" PRIu64 " more pulls failed in this pass",
          e->pass_errors - pass_errors_shown (e));
