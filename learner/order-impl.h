@@ -92,6 +92,15 @@ struct order {
   bool started;
   enum source_kind source;      /* probed at the first order_next */
   enum future_kind future;      /* whose blend is followed */
+  float followed[NSTRATEGIES];  /* the blend the bandit started from */
+  float slow_blend[NSTRATEGIES];        /* blend_to_follow's, on a slow link */
+  /* The pace of the guest and of the link (blend_to_follow): the
+   * history's new blocks per second at its busiest, and the most blocks
+   * per second order_next gave out over a window (0: none closed yet). */
+  double burst_rate;
+  double link_rate;
+  uint64_t link_window_us, link_window_offered;
+  unsigned link_windows;        /* 0: none yet, 1: the first, 2: later */
   double future_evidence;       /* for a rerun (follow_future) */
   bool future_judged;           /* the evidence has leant once */
 

@@ -266,6 +266,111 @@ update_weights (struct order *o)
     o->weight[k] = bandit_weight (&o->bandit, k);
 }
 
+/* A guest doing its history's work again needs the history's blocks at
+ * the pace it needed them.  When the link pulls less than SLOW_LINK
+ * times the history's new blocks per second at its busiest, it cannot
+ * keep ahead of the guest's bursts, whatever it pulls first: each block
+ * the guest asks for waits in the queue of demand fetches, and every
+ * request touching it meanwhile stalls too.  What a pull saves then is
+ * the requests that touch its block, so the blocks touched most take
+ * most of the pulls (frequency, SLOW_FREQUENCY times the blend's other
+ * shares together); the rest keep the blend's order, which serves the
+ * reads of the guest's quieter stretches (before a burst the link may
+ * yet pull all it needs).  The bandit holds still meanwhile: its
+ * evidence, stalls on blocks a strategy would have pulled soon, favours
+ * the order of first need, which such a link cannot follow.  The
+ * busiest stretch is BURST_WINDOW_US long (the history's span if
+ * shorter, at least a second); the link's pace is the most order_next
+ * gave out over a LINK_WINDOW_US window, its capacity, as demand
+ * fetches take the link from the pulls while the guest is busy. */
+#define SLOW_LINK 0.1
+#define SLOW_FREQUENCY 3
+#define BURST_WINDOW_US 10000000
+#define LINK_WINDOW_US 2000000
+
+static double
+burst_rate_of (const struct history *h)
+{
+  uint64_t span = h->n ? h->units[h->n - 1].first_ts - h->units[0].first_ts
+    : 0;
+  uint64_t window = span < BURST_WINDOW_US ? span : BURST_WINDOW_US;
+  size_t most = 0;
+
+  if (window < 1000000)
+    window = 1000000;
+  /* units are in first-access order: first_ts ascends. */
+  for (size_t lo = 0, hi = 0; hi < h->n; hi++) {
+    while (h->units[hi].first_ts - h->units[lo].first_ts >= window)
+      lo++;
+    if (hi - lo + 1 > most)
+      most = hi - lo + 1;
+  }
+  return most * 1e6 / (double) window;
+}
+
+static bool
+link_too_slow (const struct order *o)
+{
+  return o->future == FUTURE_RERUN && o->link_rate > 0 &&
+    o->link_rate < SLOW_LINK * o->burst_rate;
+}
+
+static const float *
+blend_to_follow (struct order *o)
+{
+  const float *blend = o->model->blend[o->source][o->future];
+  float total = 0;
+
+  if (!link_too_slow (o))
+    return blend;
+  for (int k = 0; k < NSTRATEGIES; k++)
+    total += blend[k];
+  memcpy (o->slow_blend, blend, sizeof o->slow_blend);
+  o->slow_blend[STRATEGY_FREQUENCY] = fmaxf (blend[STRATEGY_FREQUENCY],
+                                             SLOW_FREQUENCY * total);
+  return o->slow_blend;
+}
+
+/* The bandit, from BLEND (holding still while the link is too slow). */
+static void
+start_bandit (struct order *o, const float *blend)
+{
+  memcpy (o->followed, blend, sizeof o->followed);
+  bandit_init (&o->bandit, blend, o->uses, o->adapt && !link_too_slow (o));
+  update_weights (o);
+}
+
+/* The guest's work or the link's pace changed what to follow: the
+ * bandit starts afresh from the new blend (an equal one keeps its
+ * record). */
+static void
+follow_blend (struct order *o)
+{
+  const float *blend = blend_to_follow (o);
+
+  if (o->started && memcmp (blend, o->followed, sizeof o->followed) != 0)
+    start_bandit (o, blend);
+}
+
+/* The first window is not measured: the engine fills its window of
+ * pulls in flight at once. */
+static void
+measure_link (struct order *o, uint64_t now_us)
+{
+  if (o->link_windows > 0 && now_us >= o->link_window_us &&
+      now_us - o->link_window_us < LINK_WINDOW_US)
+    return;
+  if (o->link_windows > 1 && now_us >= o->link_window_us) {
+    o->link_rate = fmax (o->link_rate, (o->offered - o->link_window_offered)
+                         * 1e6 / (double) (now_us - o->link_window_us));
+    follow_blend (o);
+  }
+  if (o->link_windows < 2)
+    o->link_windows++;
+  o->link_window_us = now_us;
+  o->link_window_offered = o->offered;
+}
+
 /* At the first order_next: the blend for this kind of source. */
 static void
 portfolio_start (struct order *o, block_present_fn is_present, void *ctx)
@@ -286,12 +391,11 @@ portfolio_start (struct order *o, block_present_fn is_present, void *ctx)
     blend = regions;
   else if (o->policy == POLICY_PREDICT || o->policy == POLICY_PREDICT_FIXED) {
     o->source = probe_source (o, is_present, ctx);
-    blend = o->model->blend[o->source][o->future];
+    blend = blend_to_follow (o);
   }
   if (o->uses[STRATEGY_REGIONS])
     regions_start (o, is_present, ctx);
-  bandit_init (&o->bandit, blend, o->uses, o->adapt);
-  update_weights (o);
+  start_bandit (o, blend);
   o->started = true;
 }
 
@@ -354,6 +458,7 @@ order_new (const char *name, const struct model *model, uint64_t nblocks,
       (o->uses[STRATEGY_REGIONS] && regions_init (o) == -1))
     goto oom;
   if (o->adapt) {
+    o->burst_rate = burst_rate_of (&model->blocks);
     o->pulled = calloc (1ULL << PULLED_BITS, sizeof *o->pulled);
     if (!o->pulled)
       goto oom;
@@ -452,7 +557,7 @@ would_pull (const struct order *o, int k, uint64_t block, uint64_t soon)
 static void
 follow_future (struct order *o, bool on_history)
 {
-  enum future_kind f, was;
+  enum future_kind f;
   double g = o->model->goes_on_repeat;
   double bound = fmax (3 * sqrt (FUTURE_WINDOW * g * (1 - g)), (1 - g) / 2);
 
@@ -467,15 +572,8 @@ follow_future (struct order *o, bool on_history)
                          fabs (o->future_evidence) < bound))
     return;
   o->future_judged = true;
-  was = o->future;
   o->future = f;
-  if (!o->started)
-    return;                     /* portfolio_start follows it */
-  if (memcmp (o->model->blend[o->source][f], o->model->blend[o->source][was],
-              sizeof o->model->blend[o->source][f]) == 0)
-    return;
-  bandit_init (&o->bandit, o->model->blend[o->source][f], o->uses, o->adapt);
-  update_weights (o);
+  follow_blend (o);             /* before the start, portfolio_start does */
 }
 
 /* The strategies' record: a pulled block the guest touches is a hit for
@@ -533,7 +631,7 @@ order_observe (struct order *o, uint64_t now_us, uint64_t first,
 }
 
 size_t
-order_next (struct order *o, uint64_t *blocks, size_t max,
+order_next (struct order *o, uint64_t now_us, uint64_t *blocks, size_t max,
             block_present_fn is_present, void *ctx)
 {
   size_t n = 0;
@@ -543,6 +641,8 @@ order_next (struct order *o, uint64_t *blocks, size_t max,
     return 0;
   if (!o->started)
     portfolio_start (o, is_present, ctx);
+  if (o->adapt)
+    measure_link (o, now_us);
   if (o->uses[STRATEGY_REGIONS])
     regions_prepare (o);
   while (n < max && next_one (o, is_present, ctx, &blocks[n], &by)) {

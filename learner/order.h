@@ -10,7 +10,7 @@
  *   ...on every guest request touching blocks [first, last]:
  *   order_observe (o, now_us, first, last, is_write, was_hit);
  *   ...whenever the engine has room for more background reads:
- *   n = order_next (o, blocks, max, is_present, ctx);
+ *   n = order_next (o, now_us, blocks, max, is_present, ctx);
  *   ...
  *   order_free (o);
  *
@@ -99,12 +99,14 @@ extern void order_observe (struct order *o, uint64_t now_us, uint64_t first,
                            uint64_t last, bool is_write, bool was_hit);
 
 /* Fill BLOCKS with up to MAX blocks to pull next, best first, skipping
- * those IS_PRESENT (called with CTX) says need no pull.  Returns how many; 0 means every block
- * is present (or the policy is "none").  Blocks returned are expected to
- * be fetched: the engine should mark them in flight before calling again.
- * MAX is meant to be small (the engine's free in-flight slots): a batch is
- * checked for duplicates in O(MAX^2). */
-extern size_t order_next (struct order *o, uint64_t *blocks, size_t max,
-                          block_present_fn is_present, void *ctx);
+ * those IS_PRESENT (called with CTX) says need no pull.  NOW_US: when
+ * they are chosen, on order_observe's clock (how fast the link pulls).
+ * Returns how many; 0 means every block is present (or the policy is
+ * "none").  Blocks returned are expected to be fetched: the engine
+ * should mark them in flight before calling again.  MAX is meant to be
+ * small (the engine's free in-flight slots): a batch is checked for
+ * duplicates in O(MAX^2). */
+extern size_t order_next (struct order *o, uint64_t now_us, uint64_t *blocks,
+                          size_t max, block_present_fn is_present, void *ctx);
 
 #endif /* NBDSHADOW_ORDER_H */

@@ -29,7 +29,12 @@
 #include "sim.h"
 #include "u64map.h"
 
+/* Pulls are chosen BATCH at a time, but no more than the link carries
+ * in BATCH_SPAN_S: on a slow link a batch of 64 would be chosen tens of
+ * seconds before its last pull starts, blind to the guest meanwhile
+ * (the filter chooses one at a time). */
 #define BATCH 64
+#define BATCH_SPAN_S 0.1
 
 static uint64_t *
 bitmap_new (uint64_t nbits)
@@ -333,10 +338,14 @@ pull_until (struct run *r, struct order *o, double now)
 
   while (r->unclaimed > 0 && r->link_free - r->rtt < now) {
     double room = ceil ((now + r->rtt - r->link_free) / r->xfer);
-    size_t want = room < BATCH ? (size_t) room : BATCH, n;
+    double most = fmax (1, floor (BATCH_SPAN_S / r->xfer));
+    size_t want = (size_t) fmin (fmin (room, most), BATCH), n;
 
     double start = (time_ns () / 1e3);
-    n = order_next (o, blocks, want, is_claimed, r);
+    /* Chosen one RTT before the link is free. */
+    uint64_t chosen_us = r->s->t0_us
+      + (uint64_t) ((r->link_free - r->rtt) * 1e6);
+    n = order_next (o, chosen_us, blocks, want, is_claimed, r);
     if (r->start_s) {
       *r->start_s += ((time_ns () / 1e3) - start) / 1e6;
       r->start_s = NULL;

@@ -200,7 +200,7 @@ order_next_block (struct engine_order *self, uint64_t *b)
     /* One block at a time: what the guest did a moment ago re-ranks the
      * very next pull.
      */
-    n = order_next (order, b, 1, block_present_cb, NULL);
+    n = order_next (order, t0 / 1000, b, 1, block_present_cb, NULL);
     if (n == 1)
       picks[npicks++ % PREDICT_PICKS] = *b;
   }

@@ -34,7 +34,7 @@ drain (struct order *o, uint64_t *first_blocks, size_t nfirst)
   uint64_t batch[16];
   size_t total = 0, n;
 
-  while ((n = order_next (o, batch, 16, is_present, NULL)) > 0)
+  while ((n = order_next (o, 0, batch, 16, is_present, NULL)) > 0)
     for (size_t i = 0; i < n; i++) {
       assert (!present[batch[i]]);
       present[batch[i]] = true;
@@ -147,7 +147,7 @@ main (void)
           held.blend[s][f][k] = k == STRATEGY_SEQUENTIAL;
     memset (present, 0, sizeof present);
     o = order_new ("predict", &held, NBLOCKS, BS, err);
-    assert (o && order_next (o, &blk, 1, is_present, NULL) == 1);
+    assert (o && order_next (o, 0, &blk, 1, is_present, NULL) == 1);
     assert (blk == t.recs[0].offset / BS && blk != 0);
     order_free (o);
   }
@@ -160,7 +160,7 @@ main (void)
   order_observe (o, 1, 3000, 3000, false, false);
   {
     uint64_t blk;
-    assert (order_next (o, &blk, 1, is_present, NULL) == 1);
+    assert (order_next (o, 0, &blk, 1, is_present, NULL) == 1);
     assert (blk == 3001 || blk == 2999);
     present[blk] = true;
   }
