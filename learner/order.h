@@ -20,8 +20,9 @@
  * the sequence model's predictions, first-access, frequency,
  * sequential) in the blend train chose for the kind of source (dense or
  * sparse: probed through is_present at the first order_next), and moves
- * the blend online towards the strategies that work (bandit.h).  A
- * model's block size must equal BLOCK_SIZE.
+ * the blend online towards the strategies that work (bandit.h), and
+ * towards frequency on a link far behind a guest that reruns its
+ * history (order.c).  A model's block size must equal BLOCK_SIZE.
  */
 #ifndef NBDSHADOW_ORDER_H
 #define NBDSHADOW_ORDER_H
