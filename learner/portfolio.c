@@ -224,6 +224,9 @@ portfolio_choose (struct model *m, const struct trace *history,
   sub = model_train (&h1, &sub_opts, err);
   if (!sub)
     goto out;
+  /* Without memory for them every score is computed: the same. */
+  (void) ranker_memo_on (&sub->region_ranker);
+  (void) ranker_memo_on (&m->region_ranker);
   m->goes_on_repeat = repeat_share (sub, &h2);
   for (int kind = 0; kind < NSOURCES; kind++) {
     double goes_on[NCANDIDATES] = { 0 }, rerun_cost[NCANDIDATES] = { 0 };
@@ -257,6 +260,7 @@ portfolio_choose (struct model *m, const struct trace *history,
     for (int f = 0; f < NFUTURES; f++)
       memcpy (m->blend[k][f], candidates[chosen[k][f]],
               sizeof m->blend[k][f]);
+  ranker_memo_off (&m->region_ranker);
   model_free (sub);
   seq_tape_free (&goes_on_tape);
   seq_tape_free (&rerun_tape);

@@ -3,6 +3,8 @@
  * model is immediately written to a blob and read back into memory the
  * ranker owns: one representation, whether trained or loaded. */
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,17 +102,69 @@ ranker_train (struct ranker *r, const double (*x)[NFEATURES], const int *y,
   return ret;
 }
 
+/* A direct-mapped table: a newer question replaces an older one in its
+ * slot.  2^16 slots (5 MiB) answer 60 % of MSN's training questions,
+ * 2^20 65 %. */
+#define MEMO_BITS 16
+
+struct ranker_memo {
+  struct memo_slot {
+    double feat[NFEATURES];
+    double score;
+    bool used;
+  } slot[1 << MEMO_BITS];
+};
+
+int
+ranker_memo_on (struct ranker *r)
+{
+  if (!r->memo)
+    r->memo = calloc (1, sizeof *r->memo);
+  return r->memo ? 0 : -1;
+}
+
+void
+ranker_memo_off (struct ranker *r)
+{
+  free (r->memo);
+  r->memo = NULL;
+}
+
+static struct memo_slot *
+memo_slot (struct ranker_memo *memo, const double feat[NFEATURES])
+{
+  uint64_t h = 0, w;
+
+  for (int f = 0; f < NFEATURES; f++) {
+    memcpy (&w, &feat[f], sizeof w);
+    h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+  }
+  return &memo->slot[h >> (64 - MEMO_BITS)];
+}
+
 double
 ranker_score (const struct ranker *r, const double feat[NFEATURES])
 {
   struct svm_node node[NFEATURES + 1];
-  double p[2];
+  struct memo_slot *m = NULL;
+  double p[2], score;
 
   if (!r->svm)
     return r->prior;
+  if (r->memo) {
+    m = memo_slot (r->memo, feat);
+    if (m->used && memcmp (m->feat, feat, sizeof m->feat) == 0)
+      return m->score;
+  }
   scale (r, feat, node);
   svm_predict_probability (r->svm, node, p);
-  return r->svm->label[0] == 1 ? p[0] : p[1];
+  score = r->svm->label[0] == 1 ? p[0] : p[1];
+  if (m) {
+    memcpy (m->feat, feat, sizeof m->feat);
+    m->score = score;
+    m->used = true;
+  }
+  return score;
 }
 
 void
@@ -118,6 +172,7 @@ ranker_free (struct ranker *r)
 {
   if (r->svm)
     svm_free_and_destroy_model (&r->svm);
+  free (r->memo);
   memset (r, 0, sizeof *r);
 }
 

@@ -8,8 +8,11 @@
 #include "blob.h"
 #include "history.h"
 
+struct ranker_memo;
+
 struct ranker {
   struct svm_model *svm;        /* NULL: one class only, score = prior */
+  struct ranker_memo *memo;     /* NULL unless ranker_memo_on */
   double prior;                 /* fraction of positive training samples */
   double fmin[NFEATURES], fmax[NFEATURES];      /* min-max scaling */
 };
@@ -21,6 +24,13 @@ extern int ranker_train (struct ranker *r, const double (*x)[NFEATURES],
 extern double ranker_score (const struct ranker *r,
                             const double feat[NFEATURES]);
 extern void ranker_free (struct ranker *r);
+/* Remember scores by their features (exactly: the same features give
+ * the same score as without) until ranker_memo_off or ranker_free.
+ * train replays one future after one model for every candidate blend,
+ * and the region model asks the same questions in each replay.  -1:
+ * out of memory (scores are then computed every time). */
+extern int ranker_memo_on (struct ranker *r);
+extern void ranker_memo_off (struct ranker *r);
 extern void ranker_write (const struct ranker *r, struct blob_writer *w);
 extern int ranker_read (struct ranker *r, struct blob_reader *in);
 
