@@ -43,7 +43,7 @@ exercise (const char *policy, const struct model *m)
     uint64_t b = (x >> 33) % NBLOCKS;
     order_observe (o, step * 1000, b, b + (x & 3) < NBLOCKS ? b + (x & 3) : b,
                    (x >> 8) & 1, present[b]);
-    size_t n = order_next (o, blocks, 8, is_present, present);
+    size_t n = order_next (o, step * 1000, blocks, 8, is_present, present);
     for (size_t i = 0; i < n; i++) {
       if (blocks[i] >= NBLOCKS)
         abort ();               /* a pull outside the disk */
