@@ -268,8 +268,7 @@ split_failed_pull (struct engine *e, struct op *op)
 
 /* The blocks of a pull the source failed, asked for alone: counted
  * once per pass however many times they were asked for.  Without
- * memory for the map each failure counts (the filter bounds the count
- * by the blocks not local).
+ * memory for the map each failure counts (a block asked for twice, twice).
  */
 static void
 count_unreadable (struct engine *e, const struct op *op)
@@ -279,7 +278,7 @@ count_unreadable (struct engine *e, const struct op *op)
   if (e->pass_unreadable_map == NULL)
     e->pass_unreadable_map = calloc (e->nblocks / 64 + 1, sizeof (uint64_t));
   if (e->pass_unreadable_map == NULL) {
-    count_unreadable (e, op);
+    e->pass_unreadable += op->nclaims;
     return;
   }
   for (uint64_t b = first; b < first + op->nclaims; b++)
